@@ -1,0 +1,118 @@
+/* Private to libwrn: the context's layout, kernel lookup and launch helpers. */
+#ifndef WRN_INTERNAL_H
+#define WRN_INTERNAL_H
+
+#include "wrn.h"
+
+#include <stdio.h>
+
+#ifndef CL_PLATFORM_NOT_FOUND_KHR
+#define CL_PLATFORM_NOT_FOUND_KHR -1001 /* cl_khr_icd: the loader found no platform */
+#endif
+
+#define WRN_STR2(x) #x
+#define WRN_STR(x) WRN_STR2(x)
+#define WRN_WHERE __FILE__ ":" WRN_STR(__LINE__)
+
+/* Checks an OpenCL call; on failure records the call, the code and file:line and returns. */
+#define WRN_CL_CHECK(call)                                                                  \
+  do {                                                                                      \
+    cl_int wrn_cl_err_ = (call);                                                            \
+    if (wrn_cl_err_ != CL_SUCCESS)                                                          \
+      return wrn_cl_fail(wrn_cl_err_, #call, WRN_WHERE);                                    \
+  } while (0)
+
+/* Propagates a failure status. */
+#define WRN_TRY(expr)                                                                       \
+  do {                                                                                      \
+    wrn_status wrn_try_s_ = (expr);                                                         \
+    if (wrn_try_s_ != WRN_OK) return wrn_try_s_;                                            \
+  } while (0)
+
+/* Sets kernel argument i to value v of type T. */
+#define WRN_ARG(k, i, T, v)                                                                 \
+  do {                                                                                      \
+    T wrn_arg_v_ = (v);                                                                     \
+    WRN_CL_CHECK(clSetKernelArg((k), (i), sizeof(T), &wrn_arg_v_));                         \
+  } while (0)
+/* A device buffer argument followed by its element offset (ulong). */
+#define WRN_ARG_MEM(k, i, m)                                                                \
+  do {                                                                                      \
+    WRN_ARG(k, i, cl_mem, (m).mem);                                                         \
+    WRN_ARG(k, (i) + 1, cl_ulong, (cl_ulong)(m).off);                                       \
+  } while (0)
+/* A real scalar argument in the context's type. */
+#define WRN_ARG_REAL(ctx, k, i, v)                                                          \
+  do {                                                                                      \
+    if ((ctx)->dtype == WRN_F64) WRN_ARG(k, i, cl_double, (double)(v));                     \
+    else WRN_ARG(k, i, cl_float, (float)(v));                                               \
+  } while (0)
+
+wrn_status wrn_cl_fail(cl_int code, const char *call, const char *where);
+wrn_status wrn_clblast_fail(int code, const char *call, const char *where);
+/* Checks a CLBlast call (CLBlastStatusCode) the same way. */
+#define WRN_CLBLAST_CHECK(call)                                                             \
+  do {                                                                                      \
+    int wrn_cb_err_ = (int)(call);                                                          \
+    if (wrn_cb_err_ != 0) return wrn_clblast_fail(wrn_cb_err_, #call, WRN_WHERE);           \
+  } while (0)
+
+typedef struct wrn_kernel_entry {
+  int prog;
+  char name[64];
+  cl_kernel kernel;
+} wrn_kernel_entry;
+
+typedef struct wrn_event_rec {
+  cl_event ev;
+  wrn_op_cat cat;
+  double flops;
+} wrn_event_rec;
+
+struct wrn_ctx {
+  wrn_device_info dev;
+  wrn_dtype dtype;
+  size_t real_size;
+  cl_context cl;
+  cl_command_queue queue;    /* in-order compute queue */
+  cl_command_queue tqueue;   /* transfer queue */
+  int profile;
+  int no_cache;
+  int nprogs;
+  cl_program *progs; /* one per cl/<name>.cl, in wrn_cl_sources order */
+  wrn_kernel_entry *kernels;
+  int nkernels, capkernels;
+  wrn_event_rec *events;
+  int nevents, capevents;
+  double build_seconds;
+  int programs_cached;
+  size_t max_wg;
+};
+
+/* Finds (and creates once) kernel `name` of program `prog` (the .cl file's stem). */
+wrn_status wrn_kernel_get(wrn_ctx *ctx, const char *prog, const char *name, cl_kernel *out);
+/* Enqueues an ND-range on the compute queue; records a profiling event when enabled.
+ * lws may be NULL. */
+wrn_status wrn_enqueue(wrn_ctx *ctx, cl_kernel k, cl_uint dim, const size_t *gws,
+                       const size_t *lws, wrn_op_cat cat, double flops);
+/* 1-D launch over n items: the global size is rounded up to the work-group size, so the
+ * kernel must check its index against n. */
+wrn_status wrn_enqueue_1d(wrn_ctx *ctx, cl_kernel k, size_t n, wrn_op_cat cat);
+/* Where to store an event for a call made outside wrn_enqueue (CLBlast, copies); NULL when
+ * profiling is off. The event is owned by the context afterwards. */
+cl_event *wrn_event_slot(wrn_ctx *ctx, wrn_op_cat cat, double flops);
+size_t wrn_round_up(size_t x, size_t m);
+
+/* Program build and cache (program.c). */
+wrn_status wrn_programs_build(wrn_ctx *ctx);
+void wrn_programs_free(wrn_ctx *ctx);
+/* 64-bit FNV-1a over bytes, chained through h. */
+uint64_t wrn_hash64(uint64_t h, const void *data, size_t n);
+#define WRN_HASH_INIT 0xcbf29ce484222325ull
+
+
+
+/* Embedded sources (generated wrn_cl_embed.c). */
+int wrn_program_index(const char *name);
+const char *wrn_program_name(int index);
+#endif

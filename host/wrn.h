@@ -1,0 +1,310 @@
+/* libwrn: Wide Residual Network training on any OpenCL 1.2+ device.
+ *
+ * Conventions (every op follows them):
+ * - Functions return wrn_status; WRN_OK is 0. On failure wrn_last_error() holds a message
+ *   saying what failed, where, and what to do. The library never exits the process.
+ * - A wrn_ctx owns one device, one context, an in-order compute queue, a transfer queue and
+ *   the kernels built for one real type (float, or double where the device has fp64).
+ * - Device memory is passed as wrn_mem: a cl_mem plus an offset counted in elements of the
+ *   context's real type. Tensors are NCHW.
+ * - Op functions are <op>_forward / <op>_backward with outputs first, then inputs, then saved
+ *   state, then sizes. Backward functions take `accumulate`: 0 overwrites the gradient
+ *   outputs, 1 adds to them.
+ * - Ops only enqueue work on the compute queue; nothing waits unless its name says so.
+ */
+#ifndef WRN_H
+#define WRN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- status and errors */
+
+typedef enum wrn_status {
+  WRN_OK = 0,
+  WRN_STATUS_INVALID_ARGUMENT = 1, /* a bad shape, size, flag or pointer */
+  WRN_STATUS_OPENCL = 2,           /* an OpenCL call failed */
+  WRN_STATUS_CLBLAST = 3,          /* a CLBlast call failed */
+  WRN_STATUS_OUT_OF_MEMORY = 4,    /* host or device memory exhausted */
+  WRN_STATUS_NO_DEVICE = 5,        /* no OpenCL platform or no matching device */
+  WRN_STATUS_BUILD = 6,            /* an OpenCL program failed to build */
+  WRN_STATUS_IO = 7,               /* a file could not be read or written */
+  WRN_STATUS_FORMAT = 8,           /* a file exists but its content is wrong */
+  WRN_STATUS_UNSUPPORTED = 9,      /* the device lacks a needed capability */
+  WRN_STATUS_INTERRUPTED = 10      /* stopped on request (signal) */
+} wrn_status;
+
+/* The message of the last failure on this thread ("" when none). */
+const char *wrn_last_error(void);
+const char *wrn_status_name(wrn_status s);
+/* Records a failure message (printf-style) for this thread and returns `s`. */
+wrn_status wrn_fail(wrn_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void wrn_clear_error(void);
+const char *wrn_cl_error_name(cl_int code);
+
+/* ---------------------------------------------------------------- devices */
+
+typedef struct wrn_device_info {
+  int platform_index, device_index;
+  cl_platform_id platform;
+  cl_device_id device;
+  char platform_name[128], platform_version[128], vendor[128], name[256];
+  char driver[128], device_version[128], opencl_c_version[128];
+  cl_device_type type;
+  cl_uint compute_units, clock_mhz;
+  cl_ulong global_mem, local_mem, max_alloc;
+  size_t max_work_group;
+  int fp64, fp16, subgroups, ptx_probe; /* ptx_probe: -1 not tried, 0 fails, 1 builds */
+} wrn_device_info;
+
+/* Lists every device of every platform. *out is malloc'ed; free with free(). */
+wrn_status wrn_devices_list(wrn_device_info **out, int *count);
+/* Chooses a device from a selector: NULL/"" (the most capable GPU, else a CPU), "P:D",
+ * "cpu", "gpu", or a substring of the device name (case-insensitive). The environment
+ * variable WRN_DEVICE is read when sel is NULL. */
+wrn_status wrn_device_select(const char *sel, wrn_device_info *out);
+/* Tries to build a kernel with inline PTX on the device (NVIDIA only); sets info->ptx_probe. */
+wrn_status wrn_device_probe_ptx(wrn_device_info *info);
+
+/* ---------------------------------------------------------------- context */
+
+typedef enum wrn_dtype { WRN_F32 = 0, WRN_F64 = 1 } wrn_dtype;
+
+/* Categories for the per-op profile. */
+typedef enum wrn_op_cat {
+  WRN_CAT_CONV_FWD = 0,
+  WRN_CAT_CONV_BWD_DATA,
+  WRN_CAT_CONV_BWD_WEIGHT,
+  WRN_CAT_IM2COL, /* im2col, col2im, layout changes */
+  WRN_CAT_BN,
+  WRN_CAT_RELU,
+  WRN_CAT_DROPOUT,
+  WRN_CAT_POOL,
+  WRN_CAT_LINEAR,
+  WRN_CAT_LOSS,
+  WRN_CAT_OPTIM,
+  WRN_CAT_AUGMENT,
+  WRN_CAT_ADD,
+  WRN_CAT_TRANSFER,
+  WRN_CAT_OTHER,
+  WRN_CAT_COUNT
+} wrn_op_cat;
+const char *wrn_op_cat_name(wrn_op_cat c);
+
+typedef struct wrn_ctx wrn_ctx;
+
+typedef struct wrn_ctx_options {
+  wrn_dtype dtype;
+  int profile;   /* enable OpenCL event profiling for the per-op profile */
+  int no_cache;  /* do not read or write the on-disk program cache (WRN_NO_CACHE=1 too) */
+} wrn_ctx_options;
+
+/* Opens a context on the device and builds every kernel program for opts->dtype (from the
+ * on-disk cache when possible). */
+wrn_status wrn_ctx_open(wrn_ctx **out, const wrn_device_info *dev, const wrn_ctx_options *opts);
+void wrn_ctx_free(wrn_ctx *ctx);
+const wrn_device_info *wrn_ctx_device(const wrn_ctx *ctx);
+wrn_dtype wrn_ctx_dtype(const wrn_ctx *ctx);
+size_t wrn_ctx_real_size(const wrn_ctx *ctx); /* 4 or 8 */
+cl_context wrn_ctx_cl_context(const wrn_ctx *ctx);
+cl_command_queue wrn_ctx_queue(const wrn_ctx *ctx);
+cl_command_queue wrn_ctx_transfer_queue(const wrn_ctx *ctx);
+wrn_status wrn_ctx_finish(wrn_ctx *ctx);
+/* Seconds spent building (or loading) programs in wrn_ctx_open, and how many came from the
+ * cache. */
+double wrn_ctx_build_seconds(const wrn_ctx *ctx);
+int wrn_ctx_programs_cached(const wrn_ctx *ctx);
+int wrn_ctx_programs_total(const wrn_ctx *ctx);
+
+/* Per-op profile: when the context was opened with profile=1, every launch records an event;
+ * collect sums their durations (ms) per category and clears the list. */
+typedef struct wrn_profile {
+  double ms[WRN_CAT_COUNT];
+  double flops[WRN_CAT_COUNT]; /* useful FLOPs of GEMM categories */
+  long launches[WRN_CAT_COUNT];
+} wrn_profile;
+wrn_status wrn_profile_collect(wrn_ctx *ctx, wrn_profile *acc);
+
+/* ---------------------------------------------------------------- memory */
+
+typedef struct wrn_mem {
+  cl_mem mem;
+  size_t off; /* in elements of the context's real type */
+} wrn_mem;
+
+static inline wrn_mem wrn_mem_at(wrn_mem m, size_t elems) {
+  wrn_mem r = {m.mem, m.off + elems};
+  return r;
+}
+
+/* Allocates device memory; checks the device's limits first so that an impossible size
+ * gets a message naming it, and touches the buffer so that an over-committed device fails
+ * here, not later. `what` names the buffer in messages. */
+wrn_status wrn_alloc(wrn_ctx *ctx, size_t bytes, const char *what, cl_mem *out);
+void wrn_release(cl_mem *m);
+/* Blocking copies between host and device (count in elements of the real type). */
+wrn_status wrn_write(wrn_ctx *ctx, wrn_mem dst, const void *src, size_t count);
+wrn_status wrn_read(wrn_ctx *ctx, void *dst, wrn_mem src, size_t count);
+wrn_status wrn_fill(wrn_ctx *ctx, wrn_mem dst, double value, size_t count);
+/* Raw byte copy host -> device at a byte offset, blocking. */
+wrn_status wrn_write_bytes(wrn_ctx *ctx, cl_mem dst, size_t byte_off, const void *src, size_t n);
+
+/* ---------------------------------------------------------------- element-wise ops */
+
+/* y[n] = max(x[n], 0) */
+wrn_status wrn_relu_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, size_t n);
+/* dx (+)= dy * (y > 0); y is the forward output */
+wrn_status wrn_relu_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, wrn_mem y, size_t n,
+                             int accumulate);
+/* y[n] = a[n] + b[n] (y may alias a or b) */
+wrn_status wrn_add_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem a, wrn_mem b, size_t n);
+/* y[n] (+)= alpha * x[n] */
+wrn_status wrn_axpy(wrn_ctx *ctx, wrn_mem y, wrn_mem x, double alpha, size_t n, int accumulate);
+
+/* ---------------------------------------------------------------- convolution (CLBlast) */
+
+typedef struct wrn_conv_shape {
+  int n, c_in, h, w;  /* input  [n][c_in][h][w] */
+  int c_out, k, stride, pad; /* square kernel k x k */
+} wrn_conv_shape;
+/* Output height/width; -1 when the shape is invalid. */
+int wrn_conv_out_h(const wrn_conv_shape *s);
+int wrn_conv_out_w(const wrn_conv_shape *s);
+/* Checks the shape; WRN_STATUS_INVALID_ARGUMENT with a message when it is not usable. */
+wrn_status wrn_conv_check(const wrn_conv_shape *s);
+/* Workspace (elements of the real type) that the three conv functions need for this shape;
+ * the workspace is scratch shared by all layers. max_ws_elems bounds it: images are then
+ * processed in chunks. Returns the elements needed for the chosen chunk. */
+size_t wrn_conv_workspace(const wrn_conv_shape *s, size_t max_ws_elems);
+/* y[n][c_out][ho][wo] = conv(x[n][c_in][h][w], w[c_out][c_in][k][k]) */
+wrn_status wrn_conv_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem w,
+                            const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems);
+/* dx (+)= conv_transpose(dy, w) */
+wrn_status wrn_conv_backward_data(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, wrn_mem w,
+                                  const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems,
+                                  int accumulate);
+/* dw (+)= correlation of dy with x */
+wrn_status wrn_conv_backward_weight(wrn_ctx *ctx, wrn_mem dw, wrn_mem dy, wrn_mem x,
+                                    const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems,
+                                    int accumulate);
+/* Runs each conv function once on scratch memory so that first-use compilation happens
+ * before training (CLBlast and PoCL compile per shape). */
+wrn_status wrn_conv_warmup(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems);
+
+/* ---------------------------------------------------------------- linear layer */
+
+/* y[n][out] = x[n][in] * w[out][in]^T + b[out] */
+wrn_status wrn_linear_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem w, wrn_mem b,
+                              int n, int in, int out);
+/* dx[n][in] (+)= dy w; dw[out][in] (+)= dy^T x; db[out] (+)= sum_n dy.
+ * dx.mem may be NULL to skip the input gradient. */
+wrn_status wrn_linear_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dw, wrn_mem db, wrn_mem dy,
+                               wrn_mem x, wrn_mem w, int n, int in, int out, int accumulate);
+
+/* ---------------------------------------------------------------- batch norm */
+
+/* Training forward over x[n][c][hw]: batch mean and biased variance normalise; saves mean and
+ * inverse std (save_mean[c], save_invstd[c]); updates running_mean/var with `momentum`
+ * (running = (1-m) running + m batch) using the unbiased variance. If relu, y = max(bn, 0). */
+wrn_status wrn_bn_forward_train(wrn_ctx *ctx, wrn_mem y, wrn_mem save_mean, wrn_mem save_invstd,
+                                wrn_mem running_mean, wrn_mem running_var, wrn_mem x,
+                                wrn_mem gamma, wrn_mem beta, int n, int c, int hw,
+                                double momentum, double eps, int relu);
+/* Inference forward with the running statistics. */
+wrn_status wrn_bn_forward_infer(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem gamma, wrn_mem beta,
+                                wrn_mem running_mean, wrn_mem running_var, int n, int c, int hw,
+                                double eps, int relu);
+/* Backward of the training forward. y is the forward output (used for the ReLU mask when
+ * relu=1). dx, dgamma, dbeta each (+)= by `accumulate`. */
+wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbeta, wrn_mem dy,
+                           wrn_mem x, wrn_mem y, wrn_mem gamma, wrn_mem save_mean,
+                           wrn_mem save_invstd, int n, int c, int hw, int relu, int accumulate);
+
+/* ---------------------------------------------------------------- dropout */
+
+/* Inverted dropout: keep with probability 1-p, scale kept units by 1/(1-p). The mask for
+ * element i is drawn from Philox4x32-10 keyed by (seed, counter, i) and made again in
+ * backward. p == 0 copies. */
+wrn_status wrn_dropout_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, size_t n, double p,
+                               uint64_t seed, uint64_t counter);
+wrn_status wrn_dropout_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, size_t n, double p,
+                                uint64_t seed, uint64_t counter, int accumulate);
+
+/* ---------------------------------------------------------------- pooling */
+
+typedef struct wrn_pool_shape {
+  int n, c, h, w;
+  int k, stride, pad; /* window k x k */
+} wrn_pool_shape;
+int wrn_pool_out_h(const wrn_pool_shape *s);
+int wrn_pool_out_w(const wrn_pool_shape *s);
+/* Average pooling; padded cells count in the divisor (k*k, as count_include_pad). */
+wrn_status wrn_avgpool_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, const wrn_pool_shape *s);
+wrn_status wrn_avgpool_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, const wrn_pool_shape *s,
+                                int accumulate);
+/* Max pooling; ties go to the first maximum in window order. */
+wrn_status wrn_maxpool_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, const wrn_pool_shape *s);
+wrn_status wrn_maxpool_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, wrn_mem x,
+                                const wrn_pool_shape *s, int accumulate);
+
+/* ---------------------------------------------------------------- loss */
+
+/* Softmax cross-entropy, mean over the batch, in one pass:
+ * loss_out[n] per-sample losses, correct_out[n] = 1 if argmax == label else 0 (reals),
+ * dlogits[n][k] = (softmax - onehot) / n * scale (dlogits.mem may be NULL).
+ * labels are int32 on the device. */
+wrn_status wrn_softmax_xent(wrn_ctx *ctx, wrn_mem loss_out, wrn_mem correct_out,
+                            wrn_mem dlogits, wrn_mem logits, cl_mem labels, size_t labels_off,
+                            int n, int k, double scale);
+
+/* ---------------------------------------------------------------- optimiser */
+
+typedef struct wrn_sgd {
+  double lr, momentum, weight_decay;
+  int nesterov;
+  int first_step; /* 1: momentum buffer = gradient (Torch semantics) */
+} wrn_sgd;
+/* g = grad + wd * theta; v = first ? g : mu v + g; theta -= lr * (nesterov ? g + mu v : v). */
+wrn_status wrn_sgd_step(wrn_ctx *ctx, wrn_mem param, wrn_mem grad, wrn_mem mom, size_t n,
+                        const wrn_sgd *o);
+
+/* ---------------------------------------------------------------- input pipeline */
+
+typedef struct wrn_augment {
+  int augment;       /* 1: random flip + reflect-pad crop, 0: none */
+  int pad;           /* reflection padding (4) */
+  float mean[3], std[3]; /* on the 0-255 scale */
+  uint64_t seed, step;
+} wrn_augment;
+/* y[n][3][32][32] reals from uint8 images img[n][3][h][w] (CIFAR layout, bytes at byte
+ * offset img_off). Sample i draws its flip and crop offsets from Philox keyed by
+ * (seed, step, i). */
+wrn_status wrn_augment_forward(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_off, int n,
+                               int c, int h, int w, const wrn_augment *a);
+/* The flip and crop offsets sample i gets (host side, for tests and logs). */
+void wrn_augment_params(const wrn_augment *a, int i, int *flip, int *dy, int *dx);
+
+/* ---------------------------------------------------------------- random */
+
+/* Philox4x32-10 (Salmon et al., SC'11): the same generator as cl/common.h. */
+void wrn_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+/* Uniform [0,1) float from a 32-bit value, exactly as the kernels compute it. */
+float wrn_u01(uint32_t x);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,17 @@
+/* The wrn command: one function per subcommand. Each returns the process exit status:
+ * 0 success, 1 failure at run time, 2 a bad flag or value. */
+#ifndef WRN_CLI_H
+#define WRN_CLI_H
+
+#include "wrn.h"
+
+int cmd_devices(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_summary(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Prints "wrn <cmd>: <message>" to stderr with the library's last error. */
+void cli_error(const char *cmd, const char *what);
+
+#endif

@@ -1,0 +1,40 @@
+/* wrn: train, evaluate and benchmark Wide Residual Networks on OpenCL devices. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void cli_error(const char *cmd, const char *what) {
+  const char *msg = wrn_last_error();
+  fprintf(stderr, "wrn %s: %s%s%s\n", cmd, what, msg[0] ? ": " : "", msg);
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: wrn <command> [flags]   (wrn <command> --help for its flags)\n"
+          "\n"
+          "commands:\n"
+          "  devices   list OpenCL platforms and devices\n"
+          "  train     train a WRN on CIFAR-10/100 with the paper's recipe\n"
+          "  eval      evaluate a checkpoint on a test set\n"
+          "  summary   print a model's layers, parameter count and FLOPs\n"
+          "  bench     measure training or inference speed and a per-op profile\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+      !strcmp(argv[1], "help")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+  } cmds[] = {{"devices", cmd_devices}, {"train", cmd_train}, {"eval", cmd_eval},
+              {"summary", cmd_summary}, {"bench", cmd_bench}};
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+    if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "wrn: unknown command '%s'\n", argv[1]);
+  usage(stderr);
+  return 2;
+}
