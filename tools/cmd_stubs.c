@@ -7,7 +7,4 @@ static int not_yet(const char *name) {
   fprintf(stderr, "wrn %s: not available in this build yet\n", name);
   return 1;
 }
-int cmd_train(int argc, char **argv) { (void)argc, (void)argv; return not_yet("train"); }
-int cmd_eval(int argc, char **argv) { (void)argc, (void)argv; return not_yet("eval"); }
-int cmd_summary(int argc, char **argv) { (void)argc, (void)argv; return not_yet("summary"); }
 int cmd_bench(int argc, char **argv) { (void)argc, (void)argv; return not_yet("bench"); }
