@@ -102,7 +102,8 @@ void wrn_net_free(wrn_net *n) {
   if (n->ctx && n->finalized) clFinish(wrn_ctx_queue(n->ctx));
   cl_mem *ms[] = {&n->arena, &n->pbuf, &n->gbuf, &n->mbuf, &n->bbuf, &n->saved, &n->ws,
                   &n->img_u8[0], &n->img_u8[1], &n->labels, &n->loss, &n->correct};
-  for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) wrn_release(ms[i]);
+  for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+    if (n->ctx) wrn_free_mem(n->ctx, ms[i]);
   free(n->t);
   free(n->l);
   free(n->params);
@@ -653,7 +654,8 @@ wrn_status wrn_net_set_batch(wrn_net *n, const uint8_t *img, const int32_t *labe
   /* The transfer queue uploads while the compute queue may still run the previous step; the
    * other slot is what that step reads. */
   cl_command_queue tq = wrn_ctx_transfer_queue(n->ctx);
-  WRN_CL_CHECK(clEnqueueWriteBuffer(tq, u8, CL_TRUE, 0, per * (size_t)cnt, img, 0, NULL, NULL));
+  WRN_CL_CHECK(clEnqueueWriteBuffer(tq, u8, CL_TRUE, 0, per * (size_t)cnt, img, 0, NULL,
+                                    wrn_event_slot(n->ctx, WRN_CAT_TRANSFER, 0)));
   if (cnt < n->batch) {
     /* Pad with copies of the first image: BN in inference is per sample, so padding does not
      * change the first cnt results; in training the planned batch is always full. */

@@ -137,6 +137,8 @@ typedef struct wrn_profile {
   long launches[WRN_CAT_COUNT];
 } wrn_profile;
 wrn_status wrn_profile_collect(wrn_ctx *ctx, wrn_profile *acc);
+/* Turns event recording on or off; on needs a context opened with profile = 1. */
+wrn_status wrn_ctx_set_profiling(wrn_ctx *ctx, int on);
 
 /* ---------------------------------------------------------------- memory */
 
@@ -296,6 +298,17 @@ wrn_status wrn_augment_forward(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_o
                                int c, int h, int w, const wrn_augment *a);
 /* The flip and crop offsets sample i gets (host side, for tests and logs). */
 void wrn_augment_params(const wrn_augment *a, int i, int *flip, int *dy, int *dx);
+
+/* ---------------------------------------------------------------- measurement */
+
+/* The device's multiply-add rate in GFLOP/s of the context's real type, measured by a
+ * GEMM-free kernel of independent FMA chains (the best of several timed launches). */
+wrn_status wrn_probe_fma(wrn_ctx *ctx, double *gflops);
+/* Bytes of device memory allocated through wrn_alloc on this context so far, and the most
+ * held at once. */
+void wrn_ctx_mem_stats(const wrn_ctx *ctx, size_t *current, size_t *peak);
+/* Returns memory allocated with wrn_alloc, keeping the context's count. */
+void wrn_free_mem(wrn_ctx *ctx, cl_mem *m);
 
 /* ---------------------------------------------------------------- random */
 
