@@ -87,6 +87,9 @@ struct wrn_ctx {
   double build_seconds;
   int programs_cached;
   size_t max_wg;
+  /* Batch norm's per-chunk partial sums (host/bn.c), grown on demand, freed with the ctx. */
+  cl_mem bn_scratch;
+  size_t bn_scratch_bytes;
 };
 
 /* Finds (and creates once) kernel `name` of program `prog` (the .cl file's stem). */
