@@ -89,6 +89,9 @@ struct wrn_ctx {
   int programs_cached;
   size_t max_wg;
   size_t mem_current, mem_peak; /* bytes through wrn_alloc / wrn_free_mem */
+  /* Batch norm's per-chunk partial sums (host/bn.c), grown on demand, freed with the ctx. */
+  cl_mem bn_scratch;
+  size_t bn_scratch_bytes;
 };
 
 /* Finds (and creates once) kernel `name` of program `prog` (the .cl file's stem). */

@@ -253,6 +253,7 @@ void wrn_ctx_free(wrn_ctx *ctx) {
   free(ctx->events);
   for (int i = 0; i < ctx->nkernels; i++) clReleaseKernel(ctx->kernels[i].kernel);
   free(ctx->kernels);
+  if (ctx->bn_scratch) clReleaseMemObject(ctx->bn_scratch);
   wrn_programs_free(ctx);
   if (ctx->tqueue) clReleaseCommandQueue(ctx->tqueue);
   if (ctx->queue) clReleaseCommandQueue(ctx->queue);
