@@ -1,0 +1,336 @@
+/* Convolution as im2col + CLBlast GEMM (cl/conv.cl).
+ *
+ * Images are processed in chunks of nb; a chunk of cnt images has N = cnt*P GEMM columns
+ * (P = ho*wo). The workspace holds
+ *   col[K = c_in*k*k][N]   im2col of the chunk's input (or, backward, the input gradient
+ *                          before col2im)
+ *   mat[c_out][N]          the output (gradient) in channel-major order
+ * One GEMM per chunk then covers every image, which keeps the GEMMs large for small images
+ * (8x8 maps give P = 64). A chunk of one image needs no mat: the GEMM reads or writes the
+ * image's NCHW slice directly, since [c_out][P] is exactly its layout. A 1x1, stride-1,
+ * unpadded conv of one image needs no col either: its input slice already is the matrix.
+ *
+ *   forward        mat = W[c_out][K] col;            y = layout(mat)
+ *   backward data  mat = layout(dy); col = W^T mat;  dx (+)= col2im(col)
+ *   backward weight mat = layout(dy); col = im2col(x); dw (+)= mat col^T
+ */
+#include "internal.h"
+
+#include <clblast_c.h>
+#include <limits.h>
+
+/* ---------------------------------------------------------------- shapes */
+
+/* NULL when the shape is usable, else what is wrong with it (for messages). */
+static const char *shape_problem(const wrn_conv_shape *s, char *buf, size_t n) {
+  if (!s) return "NULL shape";
+  if (s->n <= 0 || s->c_in <= 0 || s->h <= 0 || s->w <= 0 || s->c_out <= 0) {
+    snprintf(buf, n, "sizes must be positive (n=%d c_in=%d h=%d w=%d c_out=%d)", s->n, s->c_in,
+             s->h, s->w, s->c_out);
+    return buf;
+  }
+  if (s->k <= 0 || s->stride <= 0 || s->pad < 0) {
+    snprintf(buf, n, "kernel %d, stride %d and pad %d must be > 0, > 0 and >= 0", s->k,
+             s->stride, s->pad);
+    return buf;
+  }
+  long long ph = (long long)s->h + 2LL * s->pad, pw = (long long)s->w + 2LL * s->pad;
+  if (ph < s->k || pw < s->k) {
+    snprintf(buf, n, "kernel %d is larger than the padded input %lldx%lld (output < 1)", s->k,
+             ph, pw);
+    return buf;
+  }
+  /* The kernels index planes, pixels and GEMM rows with int. */
+  long long ho = (ph - s->k) / s->stride + 1, wo = (pw - s->k) / s->stride + 1;
+  long long K = (long long)s->c_in * s->k * s->k;
+  if (ph > INT_MAX || pw > INT_MAX || K > INT_MAX || (long long)s->h * s->w > INT_MAX ||
+      ho * wo > INT_MAX || (long long)s->n * s->c_in > INT_MAX ||
+      (long long)s->n * s->c_out > INT_MAX || (long long)s->c_out * K > INT_MAX) {
+    snprintf(buf, n, "sizes too large (n=%d c_in=%d h=%d w=%d c_out=%d k=%d)", s->n, s->c_in,
+             s->h, s->w, s->c_out, s->k);
+    return buf;
+  }
+  return NULL;
+}
+
+int wrn_conv_out_h(const wrn_conv_shape *s) {
+  char buf[160];
+  if (shape_problem(s, buf, sizeof buf)) return -1;
+  return (s->h + 2 * s->pad - s->k) / s->stride + 1;
+}
+
+int wrn_conv_out_w(const wrn_conv_shape *s) {
+  char buf[160];
+  if (shape_problem(s, buf, sizeof buf)) return -1;
+  return (s->w + 2 * s->pad - s->k) / s->stride + 1;
+}
+
+wrn_status wrn_conv_check(const wrn_conv_shape *s) {
+  char buf[160];
+  const char *p = shape_problem(s, buf, sizeof buf);
+  if (p) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "conv: invalid shape: %s", p);
+  return WRN_OK;
+}
+
+/* ---------------------------------------------------------------- chunking */
+
+typedef struct conv_plan {
+  int ho, wo;
+  size_t P, K;   /* pixels per output plane; GEMM depth c_in*k*k */
+  int pointwise; /* 1x1, stride 1, pad 0: an input slice is already the col matrix */
+  int nb;        /* images per chunk */
+} conv_plan;
+
+static void plan_shape(conv_plan *pl, const wrn_conv_shape *s) {
+  pl->ho = (s->h + 2 * s->pad - s->k) / s->stride + 1;
+  pl->wo = (s->w + 2 * s->pad - s->k) / s->stride + 1;
+  pl->P = (size_t)pl->ho * (size_t)pl->wo;
+  pl->K = (size_t)s->c_in * (size_t)s->k * (size_t)s->k;
+  pl->pointwise = s->k == 1 && s->stride == 1 && s->pad == 0;
+  pl->nb = 0;
+}
+
+/* Workspace elements for chunks of nb images (monotonic in nb, so the largest nb that fits
+ * a given size is well defined and every function finds the same one). */
+static size_t ws_need(const conv_plan *pl, const wrn_conv_shape *s, size_t nb) {
+  if (nb <= 1) return pl->pointwise ? 0 : pl->K * pl->P;
+  return nb * pl->P * (pl->K + (size_t)s->c_out);
+}
+
+/* The largest chunk (<= n images) whose workspace fits max_ws (0: unbounded); 0 when not
+ * even one image fits. */
+static int chunk_images(const conv_plan *pl, const wrn_conv_shape *s, size_t max_ws) {
+  if (max_ws == 0) return ws_need(pl, s, 1) == 0 ? 1 : 0;
+  size_t per = pl->P * (pl->K + (size_t)s->c_out);
+  size_t nb = max_ws / per;
+  if (nb >= (size_t)s->n) return s->n;
+  if (nb >= 2) return (int)nb;
+  return ws_need(pl, s, 1) <= max_ws ? 1 : 0;
+}
+
+size_t wrn_conv_workspace(const wrn_conv_shape *s, size_t max_ws_elems) {
+  char buf[160];
+  if (shape_problem(s, buf, sizeof buf)) return 0;
+  conv_plan pl;
+  plan_shape(&pl, s);
+  int nb = max_ws_elems == 0 ? s->n : chunk_images(&pl, s, max_ws_elems);
+  if (nb < 1) nb = 1; /* one image is the least any conv can work with */
+  return ws_need(&pl, s, (size_t)nb);
+}
+
+/* Validates the common arguments of the three conv functions and plans the chunks. */
+static wrn_status conv_prepare(const char *fn, wrn_ctx *ctx, wrn_mem a, const char *an,
+                               wrn_mem b, const char *bn, wrn_mem c, const char *cn,
+                               const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems,
+                               conv_plan *pl) {
+  if (!ctx) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: NULL context", fn);
+  char buf[160];
+  const char *p = shape_problem(s, buf, sizeof buf);
+  if (p) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: invalid shape: %s", fn, p);
+  if (!a.mem || !b.mem || !c.mem)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: NULL buffer (%s)", fn,
+                    !a.mem ? an : !b.mem ? bn : cn);
+  plan_shape(pl, s);
+  pl->nb = ws.mem ? chunk_images(pl, s, ws_elems) : (ws_need(pl, s, 1) == 0 ? 1 : 0);
+  if (pl->nb < 1)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "%s: workspace of %zu elements%s is too small: this conv (c_in=%d "
+                    "%dx%d, c_out=%d, k=%d, stride=%d) needs at least %zu; size it with "
+                    "wrn_conv_workspace",
+                    fn, ws.mem ? ws_elems : (size_t)0, ws.mem ? "" : " (NULL buffer)", s->c_in,
+                    s->h, s->w, s->c_out, s->k, s->stride, ws_need(pl, s, 1));
+  return WRN_OK;
+}
+
+/* ---------------------------------------------------------------- launches */
+
+/* Row-major C[m][n] = A[m][k] B[k][n] (op as given) + beta C, in the context's type. */
+static wrn_status gemm(wrn_ctx *ctx, wrn_op_cat cat, int ta, int tb, size_t m, size_t n,
+                       size_t k, wrn_mem a, size_t lda, wrn_mem b, size_t ldb, double beta,
+                       wrn_mem c, size_t ldc) {
+  const CLBlastTranspose tra = ta ? CLBlastTransposeYes : CLBlastTransposeNo;
+  const CLBlastTranspose trb = tb ? CLBlastTransposeYes : CLBlastTransposeNo;
+  cl_event *ev = wrn_event_slot(ctx, cat, 2.0 * (double)m * (double)n * (double)k);
+  if (ctx->dtype == WRN_F64)
+    WRN_CLBLAST_CHECK(CLBlastDgemm(CLBlastLayoutRowMajor, tra, trb, m, n, k, 1.0, a.mem, a.off,
+                                   lda, b.mem, b.off, ldb, beta, c.mem, c.off, ldc, &ctx->queue,
+                                   ev));
+  else
+    WRN_CLBLAST_CHECK(CLBlastSgemm(CLBlastLayoutRowMajor, tra, trb, m, n, k, 1.0f, a.mem, a.off,
+                                   lda, b.mem, b.off, ldb, (float)beta, c.mem, c.off, ldc,
+                                   &ctx->queue, ev));
+  return WRN_OK;
+}
+
+/* Work-group width along the pixel dimension: fixed, so that PoCL compiles each kernel once
+ * rather than once per image size. */
+static size_t plane_wg(const wrn_ctx *ctx) { return ctx->max_wg < 64 ? ctx->max_wg : 64; }
+
+static wrn_status launch_planes(wrn_ctx *ctx, cl_kernel k, size_t pixels, size_t planes) {
+  size_t lws[2] = {plane_wg(ctx), 1};
+  size_t gws[2] = {wrn_round_up(pixels, lws[0]), planes};
+  return wrn_enqueue(ctx, k, 2, gws, lws, WRN_CAT_IM2COL, 0);
+}
+
+/* col[K][cnt*P] from x[cnt][c_in][h][w] */
+static wrn_status im2col(wrn_ctx *ctx, wrn_mem col, wrn_mem x, const wrn_conv_shape *s,
+                         const conv_plan *pl, int cnt) {
+  cl_kernel k;
+  WRN_TRY(wrn_kernel_get(ctx, "conv", "im2col", &k));
+  WRN_ARG_MEM(k, 0, col);
+  WRN_ARG_MEM(k, 2, x);
+  WRN_ARG(k, 4, cl_int, s->c_in);
+  WRN_ARG(k, 5, cl_int, s->h);
+  WRN_ARG(k, 6, cl_int, s->w);
+  WRN_ARG(k, 7, cl_int, s->k);
+  WRN_ARG(k, 8, cl_int, s->stride);
+  WRN_ARG(k, 9, cl_int, s->pad);
+  WRN_ARG(k, 10, cl_int, pl->ho);
+  WRN_ARG(k, 11, cl_int, pl->wo);
+  WRN_ARG(k, 12, cl_int, cnt);
+  return launch_planes(ctx, k, pl->P, (size_t)cnt * (size_t)s->c_in);
+}
+
+/* dx[cnt][c_in][h][w] (+)= col2im(col[K][cnt*P]) */
+static wrn_status col2im(wrn_ctx *ctx, wrn_mem dx, wrn_mem col, const wrn_conv_shape *s,
+                         const conv_plan *pl, int cnt, int accumulate) {
+  cl_kernel k;
+  WRN_TRY(wrn_kernel_get(ctx, "conv", "col2im", &k));
+  WRN_ARG_MEM(k, 0, dx);
+  WRN_ARG_MEM(k, 2, col);
+  WRN_ARG(k, 4, cl_int, s->c_in);
+  WRN_ARG(k, 5, cl_int, s->h);
+  WRN_ARG(k, 6, cl_int, s->w);
+  WRN_ARG(k, 7, cl_int, s->k);
+  WRN_ARG(k, 8, cl_int, s->stride);
+  WRN_ARG(k, 9, cl_int, s->pad);
+  WRN_ARG(k, 10, cl_int, pl->ho);
+  WRN_ARG(k, 11, cl_int, pl->wo);
+  WRN_ARG(k, 12, cl_int, cnt);
+  WRN_ARG(k, 13, cl_int, accumulate ? 1 : 0);
+  return launch_planes(ctx, k, (size_t)s->h * (size_t)s->w, (size_t)cnt * (size_t)s->c_in);
+}
+
+/* to_nchw: nchw[cnt][C][P] = mat[C][cnt*P]; else the reverse. */
+static wrn_status relayout(wrn_ctx *ctx, int to_nchw, wrn_mem nchw, wrn_mem mat, int C,
+                           const conv_plan *pl, int cnt) {
+  cl_kernel k;
+  WRN_TRY(wrn_kernel_get(ctx, "conv", to_nchw ? "mat_to_nchw" : "nchw_to_mat", &k));
+  WRN_ARG_MEM(k, 0, to_nchw ? nchw : mat);
+  WRN_ARG_MEM(k, 2, to_nchw ? mat : nchw);
+  WRN_ARG(k, 4, cl_int, C);
+  WRN_ARG(k, 5, cl_int, (cl_int)pl->P);
+  WRN_ARG(k, 6, cl_int, cnt);
+  return launch_planes(ctx, k, pl->P, (size_t)cnt * (size_t)C);
+}
+
+/* ---------------------------------------------------------------- the three convs */
+
+wrn_status wrn_conv_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem w,
+                            const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems) {
+  conv_plan pl;
+  WRN_TRY(conv_prepare("conv_forward", ctx, y, "y", x, "x", w, "w", s, ws, ws_elems, &pl));
+  const size_t in_img = (size_t)s->c_in * s->h * s->w, out_img = (size_t)s->c_out * pl.P;
+  for (int i0 = 0; i0 < s->n; i0 += pl.nb) {
+    const int cnt = s->n - i0 < pl.nb ? s->n - i0 : pl.nb;
+    const size_t N = (size_t)cnt * pl.P;
+    const wrn_mem xi = wrn_mem_at(x, i0 * in_img), yi = wrn_mem_at(y, i0 * out_img);
+    wrn_mem col = ws, mat = wrn_mem_at(ws, pl.K * N);
+    if (cnt == 1 && pl.pointwise) col = xi;
+    else WRN_TRY(im2col(ctx, col, xi, s, &pl, cnt));
+    if (cnt == 1) mat = yi;
+    WRN_TRY(gemm(ctx, WRN_CAT_CONV_FWD, 0, 0, (size_t)s->c_out, N, pl.K, w, pl.K, col, N, 0.0,
+                 mat, N));
+    if (cnt > 1) WRN_TRY(relayout(ctx, 1, yi, mat, s->c_out, &pl, cnt));
+  }
+  return WRN_OK;
+}
+
+wrn_status wrn_conv_backward_data(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, wrn_mem w,
+                                  const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems,
+                                  int accumulate) {
+  conv_plan pl;
+  WRN_TRY(conv_prepare("conv_backward_data", ctx, dx, "dx", dy, "dy", w, "w", s, ws, ws_elems,
+                       &pl));
+  const size_t in_img = (size_t)s->c_in * s->h * s->w, out_img = (size_t)s->c_out * pl.P;
+  for (int i0 = 0; i0 < s->n; i0 += pl.nb) {
+    const int cnt = s->n - i0 < pl.nb ? s->n - i0 : pl.nb;
+    const size_t N = (size_t)cnt * pl.P;
+    const wrn_mem dxi = wrn_mem_at(dx, i0 * in_img), dyi = wrn_mem_at(dy, i0 * out_img);
+    wrn_mem col = ws, mat = wrn_mem_at(ws, pl.K * N);
+    if (cnt == 1) mat = dyi;
+    else WRN_TRY(relayout(ctx, 0, dyi, mat, s->c_out, &pl, cnt));
+    if (cnt == 1 && pl.pointwise) {
+      /* col2im of a 1x1 stride-1 conv is the identity: write dx directly. */
+      WRN_TRY(gemm(ctx, WRN_CAT_CONV_BWD_DATA, 1, 0, pl.K, N, (size_t)s->c_out, w, pl.K, mat, N,
+                   accumulate ? 1.0 : 0.0, dxi, N));
+      continue;
+    }
+    WRN_TRY(gemm(ctx, WRN_CAT_CONV_BWD_DATA, 1, 0, pl.K, N, (size_t)s->c_out, w, pl.K, mat, N,
+                 0.0, col, N));
+    WRN_TRY(col2im(ctx, dxi, col, s, &pl, cnt, accumulate));
+  }
+  return WRN_OK;
+}
+
+wrn_status wrn_conv_backward_weight(wrn_ctx *ctx, wrn_mem dw, wrn_mem dy, wrn_mem x,
+                                    const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems,
+                                    int accumulate) {
+  conv_plan pl;
+  WRN_TRY(conv_prepare("conv_backward_weight", ctx, dw, "dw", dy, "dy", x, "x", s, ws,
+                       ws_elems, &pl));
+  const size_t in_img = (size_t)s->c_in * s->h * s->w, out_img = (size_t)s->c_out * pl.P;
+  for (int i0 = 0; i0 < s->n; i0 += pl.nb) {
+    const int cnt = s->n - i0 < pl.nb ? s->n - i0 : pl.nb;
+    const size_t N = (size_t)cnt * pl.P;
+    const wrn_mem xi = wrn_mem_at(x, i0 * in_img), dyi = wrn_mem_at(dy, i0 * out_img);
+    wrn_mem col = ws, mat = wrn_mem_at(ws, pl.K * N);
+    if (cnt == 1 && pl.pointwise) col = xi;
+    else WRN_TRY(im2col(ctx, col, xi, s, &pl, cnt));
+    if (cnt == 1) mat = dyi;
+    else WRN_TRY(relayout(ctx, 0, dyi, mat, s->c_out, &pl, cnt));
+    /* Chunks after the first add to what the earlier ones wrote. */
+    const double beta = (accumulate || i0 > 0) ? 1.0 : 0.0;
+    WRN_TRY(gemm(ctx, WRN_CAT_CONV_BWD_WEIGHT, 0, 1, (size_t)s->c_out, pl.K, N, mat, N, col, N,
+                 beta, dw, pl.K));
+  }
+  return WRN_OK;
+}
+
+/* ---------------------------------------------------------------- warm-up */
+
+wrn_status wrn_conv_warmup(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems) {
+  if (!ctx) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "conv_warmup: NULL context");
+  WRN_TRY(wrn_conv_check(s));
+  conv_plan pl;
+  plan_shape(&pl, s);
+  int nb = ws.mem ? chunk_images(&pl, s, ws_elems) : (ws_need(&pl, s, 1) == 0 ? 1 : 0);
+  if (nb < 1)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "conv_warmup: workspace of %zu elements is too small (needs %zu)",
+                    ws.mem ? ws_elems : (size_t)0, ws_need(&pl, s, 1));
+  /* One full chunk plus the short last one, so that every GEMM shape of the real batch
+   * runs once. */
+  wrn_conv_shape ws_shape = *s;
+  ws_shape.n = nb + (s->n % nb);
+  if (ws_shape.n > s->n) ws_shape.n = s->n;
+  const size_t rs = ctx->real_size;
+  const size_t in_e = (size_t)ws_shape.n * s->c_in * s->h * s->w;
+  const size_t out_e = (size_t)ws_shape.n * s->c_out * pl.P, w_e = (size_t)s->c_out * pl.K;
+  cl_mem bx = NULL, by = NULL, bw = NULL;
+  wrn_status st = wrn_alloc(ctx, in_e * rs, "conv warm-up input", &bx);
+  if (st == WRN_OK) st = wrn_alloc(ctx, out_e * rs, "conv warm-up output", &by);
+  if (st == WRN_OK) st = wrn_alloc(ctx, w_e * rs, "conv warm-up weights", &bw);
+  if (st == WRN_OK) {
+    wrn_mem mx = {bx, 0}, my = {by, 0}, mw = {bw, 0};
+    st = wrn_conv_forward(ctx, my, mx, mw, &ws_shape, ws, ws_elems);
+    if (st == WRN_OK) st = wrn_conv_backward_data(ctx, mx, my, mw, &ws_shape, ws, ws_elems, 0);
+    if (st == WRN_OK)
+      st = wrn_conv_backward_weight(ctx, mw, my, mx, &ws_shape, ws, ws_elems, 0);
+    if (st == WRN_OK) st = wrn_ctx_finish(ctx);
+  }
+  wrn_release(&bx);
+  wrn_release(&by);
+  wrn_release(&bw);
+  return st;
+}

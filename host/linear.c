@@ -1,0 +1,88 @@
+/* Fully connected layer: CLBlast GEMMs plus the bias kernels of cl/linear.cl.
+ * Row-major throughout: x[n][in], w[out][in], b[out], y[n][out]. */
+#include "internal.h"
+
+#include <clblast_c.h>
+#include <limits.h>
+
+/* Row-major C[m][n] = op(A) op(B) + beta C over k, in the context's type. */
+static wrn_status gemm(wrn_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, wrn_mem a,
+                       size_t lda, wrn_mem b, size_t ldb, double beta, wrn_mem c, size_t ldc) {
+  const CLBlastTranspose tra = ta ? CLBlastTransposeYes : CLBlastTransposeNo;
+  const CLBlastTranspose trb = tb ? CLBlastTransposeYes : CLBlastTransposeNo;
+  cl_event *ev = wrn_event_slot(ctx, WRN_CAT_LINEAR, 2.0 * (double)m * (double)n * (double)k);
+  if (ctx->dtype == WRN_F64)
+    WRN_CLBLAST_CHECK(CLBlastDgemm(CLBlastLayoutRowMajor, tra, trb, m, n, k, 1.0, a.mem, a.off,
+                                   lda, b.mem, b.off, ldb, beta, c.mem, c.off, ldc, &ctx->queue,
+                                   ev));
+  else
+    WRN_CLBLAST_CHECK(CLBlastSgemm(CLBlastLayoutRowMajor, tra, trb, m, n, k, 1.0f, a.mem, a.off,
+                                   lda, b.mem, b.off, ldb, (float)beta, c.mem, c.off, ldc,
+                                   &ctx->queue, ev));
+  return WRN_OK;
+}
+
+static wrn_status check_sizes(const char *fn, wrn_ctx *ctx, int n, int in, int out) {
+  if (!ctx) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: NULL context", fn);
+  if (n <= 0 || in <= 0 || out <= 0)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: sizes must be positive (n=%d in=%d out=%d)",
+                    fn, n, in, out);
+  /* The kernels index rows and columns with int. */
+  if ((long long)n * out > INT_MAX)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: n*out = %lld is too large", fn,
+                    (long long)n * out);
+  return WRN_OK;
+}
+
+/* Power-of-two work-group width (<= 64) for the row kernels. */
+static size_t row_wg(const wrn_ctx *ctx) {
+  size_t l = 64;
+  while (l > ctx->max_wg) l /= 2;
+  return l;
+}
+
+wrn_status wrn_linear_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem w, wrn_mem b, int n,
+                              int in, int out) {
+  WRN_TRY(check_sizes("linear_forward", ctx, n, in, out));
+  if (!y.mem || !x.mem || !w.mem || !b.mem)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "linear_forward: NULL buffer (%s)",
+                    !y.mem ? "y" : !x.mem ? "x" : !w.mem ? "w" : "b");
+  cl_kernel k;
+  WRN_TRY(wrn_kernel_get(ctx, "linear", "bias_fill", &k));
+  WRN_ARG_MEM(k, 0, y);
+  WRN_ARG_MEM(k, 2, b);
+  WRN_ARG(k, 4, cl_int, n);
+  WRN_ARG(k, 5, cl_int, out);
+  size_t lws[2] = {row_wg(ctx), 1}, gws[2] = {wrn_round_up((size_t)out, lws[0]), (size_t)n};
+  WRN_TRY(wrn_enqueue(ctx, k, 2, gws, lws, WRN_CAT_LINEAR, 0));
+  /* y[n][out] = x[n][in] w[out][in]^T + y */
+  return gemm(ctx, 0, 1, (size_t)n, (size_t)out, (size_t)in, x, (size_t)in, w, (size_t)in, 1.0,
+              y, (size_t)out);
+}
+
+wrn_status wrn_linear_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dw, wrn_mem db, wrn_mem dy,
+                               wrn_mem x, wrn_mem w, int n, int in, int out, int accumulate) {
+  WRN_TRY(check_sizes("linear_backward", ctx, n, in, out));
+  if (!dw.mem || !db.mem || !dy.mem || !x.mem || (dx.mem && !w.mem))
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "linear_backward: NULL buffer (%s)",
+                    !dw.mem ? "dw" : !db.mem ? "db" : !dy.mem ? "dy" : !x.mem ? "x" : "w");
+  const double beta = accumulate ? 1.0 : 0.0;
+  /* dx[n][in] (+)= dy[n][out] w[out][in] */
+  if (dx.mem)
+    WRN_TRY(gemm(ctx, 0, 0, (size_t)n, (size_t)in, (size_t)out, dy, (size_t)out, w, (size_t)in,
+                 beta, dx, (size_t)in));
+  /* dw[out][in] (+)= dy[n][out]^T x[n][in] */
+  WRN_TRY(gemm(ctx, 1, 0, (size_t)out, (size_t)in, (size_t)n, dy, (size_t)out, x, (size_t)in,
+               beta, dw, (size_t)in));
+  cl_kernel k;
+  WRN_TRY(wrn_kernel_get(ctx, "linear", "col_sum", &k));
+  const size_t L = row_wg(ctx);
+  WRN_ARG_MEM(k, 0, db);
+  WRN_ARG_MEM(k, 2, dy);
+  WRN_ARG(k, 4, cl_int, n);
+  WRN_ARG(k, 5, cl_int, out);
+  WRN_ARG(k, 6, cl_int, accumulate ? 1 : 0);
+  WRN_CL_CHECK(clSetKernelArg(k, 7, L * ctx->real_size, NULL));
+  size_t gws = L * (size_t)out;
+  return wrn_enqueue(ctx, k, 1, &gws, &L, WRN_CAT_LINEAR, 0);
+}
