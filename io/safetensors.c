@@ -919,8 +919,10 @@ wrn_status wrn_st_open(wrn_st_file **out, const char *path) {
   }
   for (int i = 7; i >= 0; i--) hlen = hlen << 8 | len8[i];
   if (hlen == 0 || hlen > ST_MAX_HEADER) {
-    st = fmt_err(f, "header length %llu is %s (corrupt file?)", (unsigned long long)hlen,
-                 hlen == 0 ? "zero" : "above the 100,000,000-byte limit");
+    st = hlen == 0 ? fmt_err(f, "header length 0: there is no header (corrupt file?)")
+                   : fmt_err(f, "header length %llu is above the 100,000,000-byte limit "
+                                "(corrupt file?)",
+                             (unsigned long long)hlen);
     goto done;
   }
   if (hlen > size - 8) {
