@@ -28,7 +28,7 @@ wrn_status wrn_probe_fma(wrn_ctx *ctx, double *gflops) {
   WRN_TRY(wrn_kernel_get(ctx, "probe", "fma_probe", &k));
   size_t lws = ctx->max_wg < 256 ? ctx->max_wg : 256;
   /* Enough work-items to fill every compute unit many times over. */
-  size_t n = wrn_round_up((size_t)ctx->dev.compute_units * 2048, lws);
+  size_t n = wrn_round_up((size_t)ctx->dev.compute_units * 1024, lws);
   cl_mem out;
   WRN_TRY(wrn_alloc(ctx, n * ctx->real_size, "the peak probe's output", &out));
   wrn_mem o = {out, 0};
@@ -39,7 +39,7 @@ wrn_status wrn_probe_fma(wrn_ctx *ctx, double *gflops) {
     double dt = 0;
     s = probe_once(ctx, k, o, iters, n, lws, &dt);
     if (s != WRN_OK) break;
-    double rate = 2.0 * 8.0 * (double)iters * (double)n / dt / 1e9;
+    double rate = 2.0 * 8.0 * 16.0 * (double)iters * (double)n / dt / 1e9;
     if (rep > 0 && rate > best) best = rate; /* the first run includes compilation */
     /* Grow the work until one launch takes long enough to time well. */
     if (dt < 0.05 && iters < (1 << 22)) iters *= 4;

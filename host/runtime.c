@@ -106,7 +106,10 @@ wrn_status wrn_devices_list(wrn_device_info **out, int *count) {
   if (n == 0) {
     free(list);
     return wrn_fail(WRN_STATUS_NO_DEVICE,
-                    "OpenCL platforms were found but none has a device. %s", no_platform_help);
+                    "%u OpenCL platform(s) were found but none has a device: install or register "
+                    "a driver for your hardware (the ICD loader reads /etc/OpenCL/vendors or the "
+                    "folder in OCL_ICD_VENDORS), or install pocl-opencl-icd for a CPU device",
+                    np);
   }
   *out = list;
   *count = n;

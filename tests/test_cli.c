@@ -13,12 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char cli[4096], sample[4096], tmp[4096];
+static char cli[2048], sample[2048], tmp[2048];
 /* Small and quick: WRN-10-1, 256 training and 64 test images, batch 32. */
 #define SMALL "--model wrn-10-1 --train-limit 256 --test-limit 64 --batch 32 --progress off"
 
 static int run(char *out, size_t n, const char *fmt, ...) {
-  char args[8192], cmd[12288];
+  char args[8192], cmd[16384];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(args, sizeof args, fmt, ap);
@@ -287,7 +287,7 @@ static void test_interrupt_resume(void **state) {
     dup2(pfd[1], 1);
     dup2(pfd[1], 2);
     close(pfd[0]);
-    char cmd[12288];
+    char cmd[16384];
     snprintf(cmd, sizeof cmd, "exec %s train " SMALL " --dropout 0.3 --epochs 2 --data %s --out %s", cli, sample, dir);
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
     _exit(127);

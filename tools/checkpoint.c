@@ -24,7 +24,8 @@ wrn_status ckpt_save(wrn_net *net, const char *path, const ckpt_meta *meta, int 
   bufs = malloc((fb ? fb : 1) * sizeof *bufs);
   int dbl = wrn_net_real_size(net) == 8;
   size_t esz = dbl ? 8 : 4;
-  conv = malloc(((fp > fb ? fp : fb) * 2 + 1) * esz);
+  /* One array in the file's type holds every tensor written: params, buffers, momentum. */
+  conv = malloc((2 * fp + fb + 1) * esz);
   if (!params || !mom || !bufs || !conv) {
     s = wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory writing %s", path);
     goto done;

@@ -125,13 +125,13 @@ static wrn_status one_step(wrn_net *net, const bench_opts *o, const uint8_t *img
   wrn_augment a = {!o->eval, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f}, 1, step};
   double l;
   int c;
-  WRN_TRY(wrn_net_set_batch(net, img, lab, batch, &a));
-  WRN_TRY(wrn_net_forward(net, !o->eval, 1, step));
-  WRN_TRY(wrn_net_loss(net, batch, !o->eval));
+  CLI_TRY(wrn_net_set_batch(net, img, lab, batch, &a));
+  CLI_TRY(wrn_net_forward(net, !o->eval, 1, step));
+  CLI_TRY(wrn_net_loss(net, batch, !o->eval));
   if (!o->eval) {
     wrn_sgd sgd = {0.01, 0.9, 5e-4, 1, step == 0};
-    WRN_TRY(wrn_net_backward(net));
-    WRN_TRY(wrn_net_update(net, &sgd));
+    CLI_TRY(wrn_net_backward(net));
+    CLI_TRY(wrn_net_update(net, &sgd));
   }
   return wrn_net_read_loss(net, batch, &l, &c); /* one wait per step, as in training */
 }

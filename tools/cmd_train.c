@@ -366,7 +366,14 @@ static int add_opts_json(wrn_json *j, const train_opts *o) {
     snprintf(key, sizeof key, "%s", kv[i].key + 2);
     for (char *p = key; *p; p++)
       if (*p == '-') *p = '_';
-    if (wrn_json_str(j, key, kv[i].val) != WRN_OK) return 1;
+    /* The epoch's own "lr" is the scheduled rate; the option is the starting one. */
+    if (!strcmp(key, "lr")) snprintf(key, sizeof key, "base_lr");
+    char *end;
+    double v = strtod(kv[i].val, &end);
+    wrn_status s = (kv[i].val[0] && !*end && strchr(kv[i].val, ',') == NULL)
+                       ? wrn_json_double(j, key, v)
+                       : wrn_json_str(j, key, kv[i].val);
+    if (s != WRN_OK) return 1;
   }
   return 0;
 }
