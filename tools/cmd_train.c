@@ -370,9 +370,11 @@ static int add_opts_json(wrn_json *j, const train_opts *o) {
     if (!strcmp(key, "lr")) snprintf(key, sizeof key, "base_lr");
     char *end;
     double v = strtod(kv[i].val, &end);
-    wrn_status s = (kv[i].val[0] && !*end && strchr(kv[i].val, ',') == NULL)
-                       ? wrn_json_double(j, key, v)
-                       : wrn_json_str(j, key, kv[i].val);
+    int number = kv[i].val[0] && !*end && strchr(kv[i].val, ',') == NULL;
+    int integral = number && strchr(kv[i].val, '.') == NULL && strchr(kv[i].val, 'e') == NULL;
+    wrn_status s = integral ? wrn_json_int(j, key, (int64_t)strtoll(kv[i].val, NULL, 10))
+                   : number ? wrn_json_double(j, key, v)
+                            : wrn_json_str(j, key, kv[i].val);
     if (s != WRN_OK) return 1;
   }
   return 0;
