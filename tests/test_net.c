@@ -55,6 +55,17 @@ static void gradcheck(double dropout) {
   WT_OK(wrn_net_loss(net, batch, 1));
   WT_OK(wrn_net_backward(net));
   WT_OK(wrn_net_read(net, 1, grad));
+  /* A second backward at the same point must give the same gradients: parameter gradients
+   * are overwritten each step, never added to the last step's (a residual input's gradient
+   * accumulates, its BN's gamma/beta gradients must not). */
+  double *grad2 = malloc(np * sizeof *grad2);
+  loss_at(p, &g);
+  WT_OK(wrn_net_loss(net, batch, 1));
+  WT_OK(wrn_net_backward(net));
+  WT_OK(wrn_net_read(net, 1, grad2));
+  for (size_t k = 0; k < np; k++)
+    if (grad2[k] != grad[k]) fail_msg("gradient %zu changed on a repeated backward: %.17g then %.17g", k, grad[k], grad2[k]);
+  free(grad2);
   /* Central differences on a few entries of every parameter tensor. h = 1e-5 in double gives
    * truncation error O(h^2 * f''') ~ 1e-10 and rounding error ~ 1e-16 / h ~ 1e-11. */
   double worst = 0, worst_abs = 0;
