@@ -76,7 +76,8 @@ struct wrn_ctx {
   cl_context cl;
   cl_command_queue queue;    /* in-order compute queue */
   cl_command_queue tqueue;   /* transfer queue */
-  int profile;
+  int profile;         /* events are being recorded */
+  int profile_capable; /* the queues were made with CL_QUEUE_PROFILING_ENABLE */
   int no_cache;
   int nprogs;
   cl_program *progs; /* one per cl/<name>.cl, in wrn_cl_sources order */
@@ -87,6 +88,10 @@ struct wrn_ctx {
   double build_seconds;
   int programs_cached;
   size_t max_wg;
+  size_t mem_current, mem_peak; /* bytes through wrn_alloc / wrn_free_mem */
+  /* Batch norm's per-chunk partial sums (host/bn.c), grown on demand, freed with the ctx. */
+  cl_mem bn_scratch;
+  size_t bn_scratch_bytes;
 };
 
 /* Finds (and creates once) kernel `name` of program `prog` (the .cl file's stem). */

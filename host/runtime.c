@@ -106,7 +106,10 @@ wrn_status wrn_devices_list(wrn_device_info **out, int *count) {
   if (n == 0) {
     free(list);
     return wrn_fail(WRN_STATUS_NO_DEVICE,
-                    "OpenCL platforms were found but none has a device. %s", no_platform_help);
+                    "%u OpenCL platform(s) were found but none has a device: install or register "
+                    "a driver for your hardware (the ICD loader reads /etc/OpenCL/vendors or the "
+                    "folder in OCL_ICD_VENDORS), or install pocl-opencl-icd for a CPU device",
+                    np);
   }
   *out = list;
   *count = n;
@@ -216,6 +219,7 @@ wrn_status wrn_ctx_open(wrn_ctx **out, const wrn_device_info *dev, const wrn_ctx
   ctx->dtype = o.dtype;
   ctx->real_size = o.dtype == WRN_F64 ? 8 : 4;
   ctx->profile = o.profile;
+  ctx->profile_capable = o.profile;
   ctx->no_cache = o.no_cache;
   ctx->max_wg = dev->max_work_group ? dev->max_work_group : 64;
   cl_int e;
@@ -252,6 +256,7 @@ void wrn_ctx_free(wrn_ctx *ctx) {
   free(ctx->events);
   for (int i = 0; i < ctx->nkernels; i++) clReleaseKernel(ctx->kernels[i].kernel);
   free(ctx->kernels);
+  if (ctx->bn_scratch) clReleaseMemObject(ctx->bn_scratch);
   wrn_programs_free(ctx);
   if (ctx->tqueue) clReleaseCommandQueue(ctx->tqueue);
   if (ctx->queue) clReleaseCommandQueue(ctx->queue);
@@ -351,6 +356,14 @@ wrn_status wrn_enqueue_1d(wrn_ctx *ctx, cl_kernel k, size_t n, wrn_op_cat cat) {
   return wrn_enqueue(ctx, k, 1, &gws, &lws, cat, 0);
 }
 
+wrn_status wrn_ctx_set_profiling(wrn_ctx *ctx, int on) {
+  if (on && !ctx->profile_capable)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "profiling needs a context opened with profile = 1");
+  ctx->profile = on ? 1 : 0;
+  return WRN_OK;
+}
+
 wrn_status wrn_profile_collect(wrn_ctx *ctx, wrn_profile *acc) {
   wrn_status s = WRN_OK;
   if (ctx->nevents) {
@@ -405,7 +418,23 @@ wrn_status wrn_alloc(wrn_ctx *ctx, size_t bytes, const char *what, cl_mem *out) 
                     ctx->dev.name, what, bytes / mib, wrn_cl_error_name(e));
   }
   *out = m;
+  ctx->mem_current += bytes;
+  if (ctx->mem_current > ctx->mem_peak) ctx->mem_peak = ctx->mem_current;
   return WRN_OK;
+}
+
+void wrn_ctx_mem_stats(const wrn_ctx *ctx, size_t *current, size_t *peak) {
+  if (current) *current = ctx->mem_current;
+  if (peak) *peak = ctx->mem_peak;
+}
+
+void wrn_free_mem(wrn_ctx *ctx, cl_mem *m) {
+  if (!m || !*m) return;
+  size_t sz = 0;
+  if (clGetMemObjectInfo(*m, CL_MEM_SIZE, sizeof sz, &sz, NULL) == CL_SUCCESS &&
+      sz <= ctx->mem_current)
+    ctx->mem_current -= sz;
+  wrn_release(m);
 }
 
 void wrn_release(cl_mem *m) {
@@ -418,14 +447,16 @@ void wrn_release(cl_mem *m) {
 wrn_status wrn_write(wrn_ctx *ctx, wrn_mem dst, const void *src, size_t count) {
   if (!count) return WRN_OK;
   WRN_CL_CHECK(clEnqueueWriteBuffer(ctx->queue, dst.mem, CL_TRUE, dst.off * ctx->real_size,
-                                    count * ctx->real_size, src, 0, NULL, NULL));
+                                    count * ctx->real_size, src, 0, NULL,
+                                    wrn_event_slot(ctx, WRN_CAT_TRANSFER, 0)));
   return WRN_OK;
 }
 
 wrn_status wrn_read(wrn_ctx *ctx, void *dst, wrn_mem src, size_t count) {
   if (!count) return WRN_OK;
   WRN_CL_CHECK(clEnqueueReadBuffer(ctx->queue, src.mem, CL_TRUE, src.off * ctx->real_size,
-                                   count * ctx->real_size, dst, 0, NULL, NULL));
+                                   count * ctx->real_size, dst, 0, NULL,
+                                   wrn_event_slot(ctx, WRN_CAT_TRANSFER, 0)));
   return WRN_OK;
 }
 

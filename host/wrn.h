@@ -137,6 +137,8 @@ typedef struct wrn_profile {
   long launches[WRN_CAT_COUNT];
 } wrn_profile;
 wrn_status wrn_profile_collect(wrn_ctx *ctx, wrn_profile *acc);
+/* Turns event recording on or off; on needs a context opened with profile = 1. */
+wrn_status wrn_ctx_set_profiling(wrn_ctx *ctx, int on);
 
 /* ---------------------------------------------------------------- memory */
 
@@ -265,7 +267,9 @@ wrn_status wrn_maxpool_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, wrn_mem x,
 /* Softmax cross-entropy, mean over the batch, in one pass:
  * loss_out[n] per-sample losses, correct_out[n] = 1 if argmax == label else 0 (reals),
  * dlogits[n][k] = (softmax - onehot) / n * scale (dlogits.mem may be NULL).
- * labels are int32 on the device. */
+ * labels are int32 on the device, labels_off counted in int32s. The argmax is the first
+ * maximum. A label outside [0, k) reads nothing out of bounds: that sample gets loss NaN,
+ * correct 0 and dlogits NaN (check labels on the host before upload). */
 wrn_status wrn_softmax_xent(wrn_ctx *ctx, wrn_mem loss_out, wrn_mem correct_out,
                             wrn_mem dlogits, wrn_mem logits, cl_mem labels, size_t labels_off,
                             int n, int k, double scale);
@@ -277,7 +281,9 @@ typedef struct wrn_sgd {
   int nesterov;
   int first_step; /* 1: momentum buffer = gradient (Torch semantics) */
 } wrn_sgd;
-/* g = grad + wd * theta; v = first ? g : mu v + g; theta -= lr * (nesterov ? g + mu v : v). */
+/* g = grad + wd * theta; v = first ? g : mu v + g; theta -= lr * (nesterov ? g + mu v : v).
+ * param[n], grad[n], mom[n]; one launch. On the first step mom is only written. Refuses
+ * lr < 0, momentum outside [0, 1), weight_decay < 0, n == 0. */
 wrn_status wrn_sgd_step(wrn_ctx *ctx, wrn_mem param, wrn_mem grad, wrn_mem mom, size_t n,
                         const wrn_sgd *o);
 
@@ -289,13 +295,29 @@ typedef struct wrn_augment {
   float mean[3], std[3]; /* on the 0-255 scale */
   uint64_t seed, step;
 } wrn_augment;
-/* y[n][3][32][32] reals from uint8 images img[n][3][h][w] (CIFAR layout, bytes at byte
- * offset img_off). Sample i draws its flip and crop offsets from Philox keyed by
- * (seed, step, i). */
+/* y[n][c][h][w] = (pixel - mean[c]) / std[c] from uint8 images img[n][c][h][w] (CIFAR
+ * layout, bytes at byte offset img_off), c <= 3. With a->augment, sample i (its index in this
+ * batch) draws r = Philox(ctr = (i, 0, step lo, step hi), key = (seed lo, seed hi)):
+ * flip = r.x & 1, dy = below(r.y, 2 pad + 1), dx = below(r.z, 2 pad + 1); output (oy, ox)
+ * takes the (flipped) image padded by `pad` pixels of numpy-'reflect' padding (the edge is not
+ * repeated) at (oy + dy, ox + dx); pad < h and pad < w. Without augment, pad is ignored. */
 wrn_status wrn_augment_forward(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_off, int n,
                                int c, int h, int w, const wrn_augment *a);
-/* The flip and crop offsets sample i gets (host side, for tests and logs). */
+/* The flip and crop offsets sample i gets (host side, for tests and logs); offsets count in
+ * the padded image, so (pad, pad) means no shift. All 0 when a->augment is 0. Outputs may be
+ * NULL. */
 void wrn_augment_params(const wrn_augment *a, int i, int *flip, int *dy, int *dx);
+
+/* ---------------------------------------------------------------- measurement */
+
+/* The device's multiply-add rate in GFLOP/s of the context's real type, measured by a
+ * GEMM-free kernel of independent FMA chains (the best of several timed launches). */
+wrn_status wrn_probe_fma(wrn_ctx *ctx, double *gflops);
+/* Bytes of device memory allocated through wrn_alloc on this context so far, and the most
+ * held at once. */
+void wrn_ctx_mem_stats(const wrn_ctx *ctx, size_t *current, size_t *peak);
+/* Returns memory allocated with wrn_alloc, keeping the context's count. */
+void wrn_free_mem(wrn_ctx *ctx, cl_mem *m);
 
 /* ---------------------------------------------------------------- random */
 

@@ -11,6 +11,13 @@ int cmd_eval(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
+/* Returns a failing status from the enclosing function. */
+#define CLI_TRY(expr)                                                                       \
+  do {                                                                                      \
+    wrn_status cli_try_s_ = (expr);                                                         \
+    if (cli_try_s_ != WRN_OK) return cli_try_s_;                                            \
+  } while (0)
+
 /* Prints "wrn <cmd>: <message>" to stderr with the library's last error. */
 void cli_error(const char *cmd, const char *what);
 

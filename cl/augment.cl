@@ -1,0 +1,38 @@
+/* Input pipeline: uint8 images to normalised reals, with an optional random horizontal flip
+ * and a crop out of a reflection-padded image (numpy 'reflect': the edge pixel is not
+ * repeated). Sample i of a batch draws philox(ctr = (i, 0, step_lo, step_hi),
+ * key = (seed_lo, seed_hi)): flip = r.x & 1, dy = below(r.y, 2 pad + 1),
+ * dx = below(r.z, 2 pad + 1); host/augment.c (wrn_augment_params) draws the same.
+ * A 2-D range: dimension 0 runs over the pixels of one plane (coalesced writes), dimension 1
+ * over the n*c planes. Every work-item of a sample recomputes its Philox draw: ten rounds of
+ * integer work are cheaper than a second launch or a table in memory. */
+
+/* Reflects an index from [-pad, len - 1 + pad] into [0, len); needs pad < len. */
+inline int wrn_reflect(int i, int len) { return i < 0 ? -i : (i >= len ? 2 * (len - 1) - i : i); }
+
+/* y[n][c][h][w] reals, img[n][c][h][w] bytes (img_off in bytes). mean/std per channel,
+ * c <= 3. */
+__kernel void augment(__global real *y, ulong y_off, __global const uchar *img, ulong img_off,
+                      int c, int h, int w, int augment, int pad, uint seed_lo, uint seed_hi,
+                      uint step_lo, uint step_hi, real mean0, real mean1, real mean2,
+                      real std0, real std1, real std2) {
+  const uint hw = (uint)h * (uint)w;
+  const uint pix = (uint)get_global_id(0);
+  if (pix >= hw) return;
+  const uint plane = (uint)get_global_id(1); /* the range has exactly n*c planes */
+  const uint sample = plane / (uint)c, ch = plane % (uint)c;
+  const int oy = (int)(pix / (uint)w), ox = (int)(pix % (uint)w);
+  int sy = oy, sx = ox;
+  if (augment) {
+    uint4 r = wrn_philox((uint4)(sample, 0u, step_lo, step_hi), (uint2)(seed_lo, seed_hi));
+    uint span = 2u * (uint)pad + 1u;
+    sy = wrn_reflect(oy + (int)wrn_below(r.y, span) - pad, h);
+    sx = wrn_reflect(ox + (int)wrn_below(r.z, span) - pad, w);
+    if (r.x & 1u) sx = w - 1 - sx; /* flipping before padding = mirroring the source column */
+  }
+  const real mean = ch == 0 ? mean0 : (ch == 1 ? mean1 : mean2);
+  const real sd = ch == 0 ? std0 : (ch == 1 ? std1 : std2);
+  const ulong base = (ulong)plane * hw;
+  real v = (real)img[img_off + base + (ulong)sy * (ulong)w + (ulong)sx];
+  y[y_off + base + pix] = (v - mean) / sd;
+}

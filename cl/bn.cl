@@ -1,0 +1,239 @@
+/* Batch norm over x[n][c][hw] (NCHW with h*w flattened to hw).
+ *
+ * Per-channel reductions run in two levels so that a channel with a large n*hw still spreads
+ * over many work-groups: the n*hw values of a channel, taken image-major, are cut into chunks
+ * of chunk_len; a work-group of a power-of-two size reduces one (chunk, channel) into a
+ * partial, then one work-group per channel merges that channel's partials. Both levels use a
+ * fixed order (strided per-work-item loops, then a local-memory tree), so two runs give the
+ * same bits. Statistics use Welford per work-item and Chan's pairwise merge, which stays
+ * accurate when the mean is large compared with the spread (E[x^2]-E[x]^2 in float does not).
+ *
+ * Host-side guarantees: every size fits in uint, n*c*hw < 2^32, work-group sizes are powers
+ * of two, chunk_len is a multiple of the work-group size.
+ */
+
+/* Folds (nb, mb, m2b) into (na, ma, m2a): Chan et al.'s pairwise update. */
+inline void bn_merge(uint *na, real *ma, real *m2a, uint nb, real mb, real m2b) {
+  if (nb == 0) return;
+  if (*na == 0) {
+    *na = nb;
+    *ma = mb;
+    *m2a = m2b;
+    return;
+  }
+  uint nn = *na + nb;
+  real rn = (real)nn;
+  real delta = mb - *ma;
+  *ma += delta * ((real)nb / rn);
+  *m2a += m2b + delta * delta * ((real)(*na) * ((real)nb / rn));
+  *na = nn;
+}
+
+/* Tree merge of the work-group's (count, mean, m2) in local memory; the result lands in
+ * slot 0. Every work-item of the group must call it. */
+inline void bn_tree_merge(__local uint *lc, __local real *lm, __local real *l2, uint lid,
+                          uint lsz) {
+  for (uint s = lsz >> 1; s > 0; s >>= 1) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < s) {
+      uint na = lc[lid];
+      real ma = lm[lid], m2a = l2[lid];
+      bn_merge(&na, &ma, &m2a, lc[lid + s], lm[lid + s], l2[lid + s]);
+      lc[lid] = na;
+      lm[lid] = ma;
+      l2[lid] = m2a;
+    }
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+/* Tree sum of two local arrays into slot 0. */
+inline void bn_tree_sum2(__local real *a, __local real *b, uint lid, uint lsz) {
+  for (uint s = lsz >> 1; s > 0; s >>= 1) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < s) {
+      a[lid] += a[lid + s];
+      b[lid] += b[lid + s];
+    }
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+/* Walks the elements of one (chunk, channel) that work-item lid owns. The position j in the
+ * channel's image-major sequence maps to offset img*c*hw + p; stepping j by lsz moves p by
+ * lsz % hw and img by lsz / hw, with one carry, so no division per element. */
+#define BN_WALK_BEGIN                                                                       \
+  uint N = n * hw;                                                                          \
+  uint lid = get_local_id(0), lsz = get_local_size(0);                                      \
+  uint chunk = get_group_id(0), ch = get_group_id(1);                                      \
+  uint j = chunk * chunk_len + lid;                                                         \
+  uint jend = min(N, chunk * chunk_len + chunk_len);                                        \
+  ulong chw = (ulong)c * hw;                                                                \
+  uint p = j % hw;                                                                          \
+  ulong off = (ulong)(j / hw) * chw + p + (ulong)ch * hw;                                   \
+  uint r = lsz % hw;                                                                        \
+  ulong step = (ulong)(lsz / hw) * chw + r;                                                 \
+  for (; j < jend; j += lsz) {
+#define BN_WALK_END                                                                         \
+  off += step;                                                                              \
+  p += r;                                                                                   \
+  if (p >= hw) {                                                                            \
+    p -= hw;                                                                                \
+    off += chw - hw;                                                                        \
+  }                                                                                         \
+  }
+
+/* part[ch][chunk] = (mean, m2) of that chunk; grid (nchunks * lsz, c), local (lsz, 1). */
+__kernel void bn_stats_partial(__global real *part, ulong part_off, __global const real *x,
+                               ulong x_off, uint n, uint c, uint hw, uint chunk_len,
+                               uint nchunks, __local uint *lc, __local real *lm,
+                               __local real *l2) {
+  __global const real *xp = x + x_off;
+  uint cnt = 0;
+  real mean = 0, m2 = 0;
+  BN_WALK_BEGIN
+  real v = xp[off];
+  cnt++;
+  real d = v - mean;
+  mean += d / (real)cnt;
+  m2 += d * (v - mean);
+  BN_WALK_END
+  lc[lid] = cnt;
+  lm[lid] = mean;
+  l2[lid] = m2;
+  bn_tree_merge(lc, lm, l2, lid, lsz);
+  if (lid == 0) {
+    ulong o = part_off + 2 * ((ulong)ch * nchunks + chunk);
+    part[o] = lm[0];
+    part[o + 1] = l2[0];
+  }
+}
+
+/* Merges a channel's partials; saves mean and 1/sqrt(var + eps); updates the running
+ * statistics with the unbiased variance. Grid (c * lsz), local (lsz). */
+__kernel void bn_stats_final(__global real *save_mean, ulong sm_off, __global real *save_invstd,
+                             ulong si_off, __global real *run_mean, ulong rm_off,
+                             __global real *run_var, ulong rv_off, __global const real *part,
+                             ulong part_off, uint n, uint hw, uint chunk_len, uint nchunks,
+                             real momentum, real eps, __local uint *lc, __local real *lm,
+                             __local real *l2) {
+  uint ch = get_group_id(0), lid = get_local_id(0), lsz = get_local_size(0);
+  uint N = n * hw;
+  uint cnt = 0;
+  real mean = 0, m2 = 0;
+  __global const real *pp = part + part_off + 2 * (ulong)ch * nchunks;
+  for (uint k = lid; k < nchunks; k += lsz)
+    bn_merge(&cnt, &mean, &m2, min(chunk_len, N - k * chunk_len), pp[2 * k], pp[2 * k + 1]);
+  lc[lid] = cnt;
+  lm[lid] = mean;
+  l2[lid] = m2;
+  bn_tree_merge(lc, lm, l2, lid, lsz);
+  if (lid == 0) {
+    mean = lm[0];
+    real var = l2[0] / (real)N;
+    real unbiased = N > 1 ? l2[0] / (real)(N - 1) : var;
+    save_mean[sm_off + ch] = mean;
+    save_invstd[si_off + ch] = (real)1 / sqrt(var + eps);
+    run_mean[rm_off + ch] = ((real)1 - momentum) * run_mean[rm_off + ch] + momentum * mean;
+    run_var[rv_off + ch] = ((real)1 - momentum) * run_var[rv_off + ch] + momentum * unbiased;
+  }
+}
+
+/* y = gamma (x - mean) s + beta, s = invstd[ch] (stat_is_var = 0) or 1/sqrt(stat[ch] + eps)
+ * (inference with the running variance); optionally ReLU. One work-item per element. */
+__kernel void bn_apply(__global real *y, ulong y_off, __global const real *x, ulong x_off,
+                       __global const real *mean, ulong m_off, __global const real *stat,
+                       ulong s_off, __global const real *gamma, ulong g_off,
+                       __global const real *beta, ulong b_off, uint n, uint c, uint hw,
+                       int stat_is_var, real eps, int relu) {
+  uint i = get_global_id(0);
+  if (i >= n * c * hw) return;
+  uint ch = (i / hw) % c;
+  real s = stat[s_off + ch];
+  if (stat_is_var) s = (real)1 / sqrt(s + eps);
+  real v = gamma[g_off + ch] * ((x[x_off + i] - mean[m_off + ch]) * s) + beta[b_off + ch];
+  if (relu && !(v > (real)0)) v = 0;
+  y[y_off + i] = v;
+}
+
+/* part[ch][chunk] = (sum g, sum g (x - mean)) with g = dy masked by y > 0 when relu. */
+__kernel void bn_bwd_partial(__global real *part, ulong part_off, __global const real *dy,
+                             ulong dy_off, __global const real *x, ulong x_off,
+                             __global const real *y, ulong y_off, __global const real *mean,
+                             ulong m_off, uint n, uint c, uint hw, uint chunk_len,
+                             uint nchunks, int relu, __local real *la, __local real *lb) {
+  __global const real *dyp = dy + dy_off;
+  __global const real *xp = x + x_off;
+  __global const real *yp = y + y_off;
+  real m = mean[m_off + get_group_id(1)];
+  real sg = 0, sgx = 0;
+  BN_WALK_BEGIN
+  real g = dyp[off];
+  if (relu && !(yp[off] > (real)0)) g = 0;
+  sg += g;
+  sgx += g * (xp[off] - m);
+  BN_WALK_END
+  la[lid] = sg;
+  lb[lid] = sgx;
+  bn_tree_sum2(la, lb, lid, lsz);
+  if (lid == 0) {
+    ulong o = part_off + 2 * ((ulong)ch * nchunks + chunk);
+    part[o] = la[0];
+    part[o + 1] = lb[0];
+  }
+}
+
+/* Sums a channel's partials: dbeta (+)= sum g, dgamma (+)= sum g xhat, and the coefficients
+ * of dx = A (g - B - (x - mean) D) into coef[ch][3]. Grid (c * lsz), local (lsz). */
+__kernel void bn_bwd_final(__global real *dgamma, ulong dg_off, __global real *dbeta,
+                           ulong db_off, __global real *coef, ulong coef_off,
+                           __global const real *part, ulong part_off,
+                           __global const real *gamma, ulong g_off,
+                           __global const real *invstd, ulong is_off, uint n, uint hw,
+                           uint nchunks, int accumulate, __local real *la, __local real *lb) {
+  uint ch = get_group_id(0), lid = get_local_id(0), lsz = get_local_size(0);
+  __global const real *pp = part + part_off + 2 * (ulong)ch * nchunks;
+  real sg = 0, sgx = 0;
+  for (uint k = lid; k < nchunks; k += lsz) {
+    sg += pp[2 * k];
+    sgx += pp[2 * k + 1];
+  }
+  la[lid] = sg;
+  lb[lid] = sgx;
+  bn_tree_sum2(la, lb, lid, lsz);
+  if (lid == 0) {
+    real is = invstd[is_off + ch];
+    real rN = (real)1 / (real)(n * hw);
+    sg = la[0];
+    sgx = lb[0];
+    real dg = sgx * is;
+    if (accumulate) {
+      dg += dgamma[dg_off + ch];
+      dbeta[db_off + ch] += sg;
+    } else {
+      dbeta[db_off + ch] = sg;
+    }
+    dgamma[dg_off + ch] = dg;
+    ulong o = coef_off + 3 * (ulong)ch;
+    coef[o] = gamma[g_off + ch] * is;
+    coef[o + 1] = sg * rN;
+    coef[o + 2] = sgx * is * is * rN;
+  }
+}
+
+/* dx (+)= A (g - B - (x - mean) D), one work-item per element. */
+__kernel void bn_bwd_dx(__global real *dx, ulong dx_off, __global const real *dy, ulong dy_off,
+                        __global const real *x, ulong x_off, __global const real *y,
+                        ulong y_off, __global const real *mean, ulong m_off,
+                        __global const real *coef, ulong coef_off, uint n, uint c, uint hw,
+                        int relu, int accumulate) {
+  uint i = get_global_id(0);
+  if (i >= n * c * hw) return;
+  uint ch = (i / hw) % c;
+  real g = dy[dy_off + i];
+  if (relu && !(y[y_off + i] > (real)0)) g = 0;
+  __global const real *k = coef + coef_off + 3 * (ulong)ch;
+  real v = k[0] * (g - k[1] - (x[x_off + i] - mean[m_off + ch]) * k[2]);
+  if (accumulate) v += dx[dx_off + i];
+  dx[dx_off + i] = v;
+}

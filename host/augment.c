@@ -1,0 +1,90 @@
+/* Input pipeline: flip, reflection-pad crop and normalisation of uint8 images
+ * (cl/augment.cl). */
+#include "internal.h"
+
+#include <math.h>
+
+/* The kernels' wrn_below (cl/common.h): uniform integer in [0, n) by multiply-shift. */
+static uint32_t below(uint32_t x, uint32_t n) { return (uint32_t)(((uint64_t)x * n) >> 32); }
+
+/* Offsets count in the padded image. With augmentation off there is no padding, so the
+ * offsets are 0 and there is no flip, whatever a->pad holds. */
+void wrn_augment_params(const wrn_augment *a, int i, int *flip, int *dy, int *dx) {
+  int f = 0, oy = 0, ox = 0;
+  if (a && a->augment && a->pad >= 0) {
+    uint32_t ctr[4] = {(uint32_t)i, 0u, (uint32_t)a->step, (uint32_t)(a->step >> 32)};
+    uint32_t key[2] = {(uint32_t)a->seed, (uint32_t)(a->seed >> 32)};
+    uint32_t r[4];
+    wrn_philox4x32(ctr, key, r);
+    uint32_t span = 2u * (uint32_t)a->pad + 1u;
+    f = (int)(r[0] & 1u);
+    oy = (int)below(r[1], span);
+    ox = (int)below(r[2], span);
+  }
+  if (flip) *flip = f;
+  if (dy) *dy = oy;
+  if (dx) *dx = ox;
+}
+
+wrn_status wrn_augment_forward(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_off, int n,
+                               int c, int h, int w, const wrn_augment *a) {
+  static const char *fn = "augment_forward";
+  if (!ctx || !a)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: NULL %s", fn, ctx ? "options" : "context");
+  if (!y.mem || !img)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: NULL buffer (y %p, img %p)", fn,
+                    (void *)y.mem, (void *)img);
+  if (n <= 0 || h <= 0 || w <= 0)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "%s: n = %d, h = %d, w = %d must be positive", fn, n, h, w);
+  if (c < 1 || c > 3)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "%s: c = %d channels; mean/std hold 3, so c must be 1..3", fn, c);
+  if (a->augment && (a->pad < 0 || a->pad >= h || a->pad >= w))
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "%s: pad = %d must be >= 0 and smaller than h = %d and w = %d (one "
+                    "reflection)",
+                    fn, a->pad, h, w);
+  for (int ch = 0; ch < c; ch++)
+    if (!isfinite(a->mean[ch]) || !isfinite(a->std[ch]) || a->std[ch] == 0)
+      return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                      "%s: channel %d has mean = %g, std = %g (need finite, std != 0)", fn, ch,
+                      (double)a->mean[ch], (double)a->std[ch]);
+  /* The kernel indexes planes and pixels in 32 bits. */
+  size_t hw = (size_t)h * (size_t)w, planes = (size_t)n * (size_t)c;
+  if (hw > UINT32_MAX || planes > UINT32_MAX || hw * planes / hw != planes)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: batch %d x %d x %d x %d is too large", fn,
+                    n, c, h, w);
+  /* img_off counts bytes, y.off counts reals: check the byte span, where a unit mix-up is
+   * easy to make. */
+  size_t bytes = 0, need = hw * planes;
+  WRN_CL_CHECK(clGetMemObjectInfo(img, CL_MEM_SIZE, sizeof bytes, &bytes, NULL));
+  if (img_off > bytes || need > bytes - img_off)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "%s: images need bytes [%zu, %zu) but the buffer holds %zu bytes", fn,
+                    img_off, img_off + need, bytes);
+
+  float mean[3] = {0, 0, 0}, sd[3] = {1, 1, 1};
+  for (int ch = 0; ch < c; ch++) mean[ch] = a->mean[ch], sd[ch] = a->std[ch];
+  cl_kernel k;
+  WRN_TRY(wrn_kernel_get(ctx, "augment", "augment", &k));
+  WRN_ARG_MEM(k, 0, y);
+  WRN_ARG(k, 2, cl_mem, img);
+  WRN_ARG(k, 3, cl_ulong, (cl_ulong)img_off);
+  WRN_ARG(k, 4, cl_int, c);
+  WRN_ARG(k, 5, cl_int, h);
+  WRN_ARG(k, 6, cl_int, w);
+  WRN_ARG(k, 7, cl_int, a->augment ? 1 : 0);
+  WRN_ARG(k, 8, cl_int, a->augment ? a->pad : 0);
+  WRN_ARG(k, 9, cl_uint, (cl_uint)a->seed);
+  WRN_ARG(k, 10, cl_uint, (cl_uint)(a->seed >> 32));
+  WRN_ARG(k, 11, cl_uint, (cl_uint)a->step);
+  WRN_ARG(k, 12, cl_uint, (cl_uint)(a->step >> 32));
+  for (int ch = 0; ch < 3; ch++) {
+    WRN_ARG_REAL(ctx, k, 13 + ch, mean[ch]);
+    WRN_ARG_REAL(ctx, k, 16 + ch, sd[ch]);
+  }
+  size_t lws[2] = {ctx->max_wg < 256 ? ctx->max_wg : 256, 1};
+  size_t gws[2] = {wrn_round_up(hw, lws[0]), planes};
+  return wrn_enqueue(ctx, k, 2, gws, lws, WRN_CAT_AUGMENT, 0);
+}

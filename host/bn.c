@@ -1,0 +1,264 @@
+/* Batch norm (cl/bn.cl): training forward, inference forward, backward; ReLU optionally fused.
+ *
+ * Training forward: bn_stats_partial (one work-group per (chunk, channel)) ->
+ * bn_stats_final (one work-group per channel: save_mean, save_invstd, running stats) ->
+ * bn_apply (per element). Backward: bn_bwd_partial -> bn_bwd_final (dgamma, dbeta and the
+ * per-channel dx coefficients) -> bn_bwd_dx. The partials live in a scratch buffer owned by
+ * the context, so no call allocates once the largest layer has been seen. */
+#include "internal.h"
+
+#include <math.h>
+
+/* Elements each work-item of a partial reduction handles: enough to hide memory latency on
+ * GPUs, small enough that a channel of a 32x32 layer at batch 128 still spreads over 32
+ * work-groups (the stem's 16 channels alone must fill a large GPU). */
+#define BN_ITEMS_PER_WI 16
+/* Work-group size of the per-channel merge of partials (a channel rarely has more). */
+#define BN_FINAL_WG 64
+
+static size_t pow2_floor(size_t v) {
+  size_t p = 1;
+  while (p * 2 <= v) p *= 2;
+  return p;
+}
+
+/* A power-of-two work-group size no larger than 256 that kernel k can run with. */
+static wrn_status bn_wg(wrn_ctx *ctx, cl_kernel k, size_t cap, size_t *out) {
+  size_t kmax = 0;
+  WRN_CL_CHECK(clGetKernelWorkGroupInfo(k, ctx->dev.device, CL_KERNEL_WORK_GROUP_SIZE,
+                                        sizeof kmax, &kmax, NULL));
+  size_t l = cap;
+  if (ctx->max_wg < l) l = ctx->max_wg;
+  if (kmax && kmax < l) l = kmax;
+  *out = pow2_floor(l ? l : 1);
+  return WRN_OK;
+}
+
+static wrn_status bn_scratch(wrn_ctx *ctx, size_t elems, cl_mem *out) {
+  size_t bytes = elems * ctx->real_size;
+  if (ctx->bn_scratch_bytes < bytes) {
+    /* Kernels already enqueued on the old buffer keep it alive until they finish. */
+    wrn_release(&ctx->bn_scratch);
+    ctx->bn_scratch_bytes = 0;
+    WRN_TRY(wrn_alloc(ctx, bytes, "batch-norm scratch", &ctx->bn_scratch));
+    ctx->bn_scratch_bytes = bytes;
+  }
+  *out = ctx->bn_scratch;
+  return WRN_OK;
+}
+
+/* Checks the sizes and that no buffer is NULL; names[i] labels bufs[i] in the message. */
+static wrn_status bn_check(const char *fn, wrn_ctx *ctx, int n, int c, int hw,
+                           const wrn_mem *bufs, const char *const *names, int nbufs) {
+  if (!ctx) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: NULL context", fn);
+  for (int i = 0; i < nbufs; i++)
+    if (!bufs[i].mem)
+      return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: buffer %s is NULL", fn, names[i]);
+  if (n < 1 || c < 1 || hw < 1)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "%s: sizes must be positive, got n=%d c=%d hw=%d", fn, n, c, hw);
+  /* Kernels index with 32-bit integers, with headroom for strided loops. */
+  if ((double)n * c * hw > (double)INT32_MAX)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "%s: n*c*hw = %.0f elements is too large (at most %d per call); split "
+                    "the batch",
+                    fn, (double)n * c * hw, INT32_MAX);
+  return WRN_OK;
+}
+
+static wrn_status bn_flag(const char *fn, const char *what, int v) {
+  if (v != 0 && v != 1)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: %s must be 0 or 1, got %d", fn, what, v);
+  return WRN_OK;
+}
+
+/* The chunking of a channel's n*hw values for the partial reductions. */
+typedef struct bn_plan {
+  size_t lsz;       /* work-group size of the partial kernel */
+  cl_uint chunk;    /* values per chunk, a multiple of lsz */
+  cl_uint nchunks;  /* chunks per channel */
+} bn_plan;
+
+static wrn_status bn_plan_make(wrn_ctx *ctx, cl_kernel partial, int n, int hw, bn_plan *pl) {
+  WRN_TRY(bn_wg(ctx, partial, 256, &pl->lsz));
+  size_t N = (size_t)n * (size_t)hw;
+  size_t chunk = pl->lsz * BN_ITEMS_PER_WI;
+  pl->chunk = (cl_uint)chunk;
+  pl->nchunks = (cl_uint)((N + chunk - 1) / chunk);
+  return WRN_OK;
+}
+
+wrn_status wrn_bn_forward_train(wrn_ctx *ctx, wrn_mem y, wrn_mem save_mean, wrn_mem save_invstd,
+                                wrn_mem running_mean, wrn_mem running_var, wrn_mem x,
+                                wrn_mem gamma, wrn_mem beta, int n, int c, int hw,
+                                double momentum, double eps, int relu) {
+  static const char *fn = "bn_forward_train";
+  const wrn_mem bufs[] = {y, save_mean, save_invstd, running_mean, running_var, x, gamma, beta};
+  static const char *const names[] = {"y",           "save_mean", "save_invstd", "running_mean",
+                                      "running_var", "x",         "gamma",       "beta"};
+  WRN_TRY(bn_check(fn, ctx, n, c, hw, bufs, names, 8));
+  if (!(momentum >= 0 && momentum <= 1))
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: momentum must be in [0, 1], got %g", fn,
+                    momentum);
+  if (!(eps > 0) || !isfinite(eps))
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: eps must be positive and finite, got %g",
+                    fn, eps);
+  WRN_TRY(bn_flag(fn, "relu", relu));
+
+  cl_kernel kp, kf, ka;
+  WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_stats_partial", &kp));
+  WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_stats_final", &kf));
+  WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_apply", &ka));
+  bn_plan pl;
+  WRN_TRY(bn_plan_make(ctx, kp, n, hw, &pl));
+  cl_mem scratch;
+  WRN_TRY(bn_scratch(ctx, 2 * (size_t)pl.nchunks * (size_t)c, &scratch));
+  wrn_mem part = {scratch, 0};
+  size_t rs = ctx->real_size;
+
+  WRN_ARG_MEM(kp, 0, part);
+  WRN_ARG_MEM(kp, 2, x);
+  WRN_ARG(kp, 4, cl_uint, (cl_uint)n);
+  WRN_ARG(kp, 5, cl_uint, (cl_uint)c);
+  WRN_ARG(kp, 6, cl_uint, (cl_uint)hw);
+  WRN_ARG(kp, 7, cl_uint, pl.chunk);
+  WRN_ARG(kp, 8, cl_uint, pl.nchunks);
+  WRN_CL_CHECK(clSetKernelArg(kp, 9, pl.lsz * sizeof(cl_uint), NULL));
+  WRN_CL_CHECK(clSetKernelArg(kp, 10, pl.lsz * rs, NULL));
+  WRN_CL_CHECK(clSetKernelArg(kp, 11, pl.lsz * rs, NULL));
+  size_t gp[2] = {pl.lsz * pl.nchunks, (size_t)c}, lp[2] = {pl.lsz, 1};
+  WRN_TRY(wrn_enqueue(ctx, kp, 2, gp, lp, WRN_CAT_BN, 0));
+
+  size_t lf;
+  WRN_TRY(bn_wg(ctx, kf, BN_FINAL_WG, &lf));
+  WRN_ARG_MEM(kf, 0, save_mean);
+  WRN_ARG_MEM(kf, 2, save_invstd);
+  WRN_ARG_MEM(kf, 4, running_mean);
+  WRN_ARG_MEM(kf, 6, running_var);
+  WRN_ARG_MEM(kf, 8, part);
+  WRN_ARG(kf, 10, cl_uint, (cl_uint)n);
+  WRN_ARG(kf, 11, cl_uint, (cl_uint)hw);
+  WRN_ARG(kf, 12, cl_uint, pl.chunk);
+  WRN_ARG(kf, 13, cl_uint, pl.nchunks);
+  WRN_ARG_REAL(ctx, kf, 14, momentum);
+  WRN_ARG_REAL(ctx, kf, 15, eps);
+  WRN_CL_CHECK(clSetKernelArg(kf, 16, lf * sizeof(cl_uint), NULL));
+  WRN_CL_CHECK(clSetKernelArg(kf, 17, lf * rs, NULL));
+  WRN_CL_CHECK(clSetKernelArg(kf, 18, lf * rs, NULL));
+  size_t gf = lf * (size_t)c;
+  WRN_TRY(wrn_enqueue(ctx, kf, 1, &gf, &lf, WRN_CAT_BN, 0));
+
+  WRN_ARG_MEM(ka, 0, y);
+  WRN_ARG_MEM(ka, 2, x);
+  WRN_ARG_MEM(ka, 4, save_mean);
+  WRN_ARG_MEM(ka, 6, save_invstd);
+  WRN_ARG_MEM(ka, 8, gamma);
+  WRN_ARG_MEM(ka, 10, beta);
+  WRN_ARG(ka, 12, cl_uint, (cl_uint)n);
+  WRN_ARG(ka, 13, cl_uint, (cl_uint)c);
+  WRN_ARG(ka, 14, cl_uint, (cl_uint)hw);
+  WRN_ARG(ka, 15, cl_int, 0);
+  WRN_ARG_REAL(ctx, ka, 16, eps);
+  WRN_ARG(ka, 17, cl_int, relu);
+  return wrn_enqueue_1d(ctx, ka, (size_t)n * c * hw, WRN_CAT_BN);
+}
+
+wrn_status wrn_bn_forward_infer(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem gamma, wrn_mem beta,
+                                wrn_mem running_mean, wrn_mem running_var, int n, int c, int hw,
+                                double eps, int relu) {
+  static const char *fn = "bn_forward_infer";
+  const wrn_mem bufs[] = {y, x, gamma, beta, running_mean, running_var};
+  static const char *const names[] = {"y", "x", "gamma", "beta", "running_mean", "running_var"};
+  WRN_TRY(bn_check(fn, ctx, n, c, hw, bufs, names, 6));
+  if (!(eps > 0) || !isfinite(eps))
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: eps must be positive and finite, got %g",
+                    fn, eps);
+  WRN_TRY(bn_flag(fn, "relu", relu));
+  cl_kernel ka;
+  WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_apply", &ka));
+  WRN_ARG_MEM(ka, 0, y);
+  WRN_ARG_MEM(ka, 2, x);
+  WRN_ARG_MEM(ka, 4, running_mean);
+  WRN_ARG_MEM(ka, 6, running_var);
+  WRN_ARG_MEM(ka, 8, gamma);
+  WRN_ARG_MEM(ka, 10, beta);
+  WRN_ARG(ka, 12, cl_uint, (cl_uint)n);
+  WRN_ARG(ka, 13, cl_uint, (cl_uint)c);
+  WRN_ARG(ka, 14, cl_uint, (cl_uint)hw);
+  WRN_ARG(ka, 15, cl_int, 1);
+  WRN_ARG_REAL(ctx, ka, 16, eps);
+  WRN_ARG(ka, 17, cl_int, relu);
+  return wrn_enqueue_1d(ctx, ka, (size_t)n * c * hw, WRN_CAT_BN);
+}
+
+wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbeta, wrn_mem dy,
+                           wrn_mem x, wrn_mem y, wrn_mem gamma, wrn_mem save_mean,
+                           wrn_mem save_invstd, int n, int c, int hw, int relu, int accumulate) {
+  static const char *fn = "bn_backward";
+  const wrn_mem bufs[] = {dx, dgamma, dbeta, dy, x, gamma, save_mean, save_invstd, y};
+  static const char *const names[] = {"dx",    "dgamma",    "dbeta",       "dy", "x",
+                                      "gamma", "save_mean", "save_invstd", "y"};
+  WRN_TRY(bn_flag(fn, "relu", relu));
+  /* y is read only for the ReLU mask, so it may be NULL without one. */
+  WRN_TRY(bn_check(fn, ctx, n, c, hw, bufs, names, relu ? 9 : 8));
+  if (!y.mem) y = x; /* any valid buffer: the kernels never read it */
+  WRN_TRY(bn_flag(fn, "accumulate", accumulate));
+
+  cl_kernel kp, kf, kd;
+  WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_bwd_partial", &kp));
+  WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_bwd_final", &kf));
+  WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_bwd_dx", &kd));
+  bn_plan pl;
+  WRN_TRY(bn_plan_make(ctx, kp, n, hw, &pl));
+  size_t npart = 2 * (size_t)pl.nchunks * (size_t)c;
+  cl_mem scratch;
+  WRN_TRY(bn_scratch(ctx, npart + 3 * (size_t)c, &scratch));
+  wrn_mem part = {scratch, 0}, coef = {scratch, npart};
+  size_t rs = ctx->real_size;
+
+  WRN_ARG_MEM(kp, 0, part);
+  WRN_ARG_MEM(kp, 2, dy);
+  WRN_ARG_MEM(kp, 4, x);
+  WRN_ARG_MEM(kp, 6, y);
+  WRN_ARG_MEM(kp, 8, save_mean);
+  WRN_ARG(kp, 10, cl_uint, (cl_uint)n);
+  WRN_ARG(kp, 11, cl_uint, (cl_uint)c);
+  WRN_ARG(kp, 12, cl_uint, (cl_uint)hw);
+  WRN_ARG(kp, 13, cl_uint, pl.chunk);
+  WRN_ARG(kp, 14, cl_uint, pl.nchunks);
+  WRN_ARG(kp, 15, cl_int, relu);
+  WRN_CL_CHECK(clSetKernelArg(kp, 16, pl.lsz * rs, NULL));
+  WRN_CL_CHECK(clSetKernelArg(kp, 17, pl.lsz * rs, NULL));
+  size_t gp[2] = {pl.lsz * pl.nchunks, (size_t)c}, lp[2] = {pl.lsz, 1};
+  WRN_TRY(wrn_enqueue(ctx, kp, 2, gp, lp, WRN_CAT_BN, 0));
+
+  size_t lf;
+  WRN_TRY(bn_wg(ctx, kf, BN_FINAL_WG, &lf));
+  WRN_ARG_MEM(kf, 0, dgamma);
+  WRN_ARG_MEM(kf, 2, dbeta);
+  WRN_ARG_MEM(kf, 4, coef);
+  WRN_ARG_MEM(kf, 6, part);
+  WRN_ARG_MEM(kf, 8, gamma);
+  WRN_ARG_MEM(kf, 10, save_invstd);
+  WRN_ARG(kf, 12, cl_uint, (cl_uint)n);
+  WRN_ARG(kf, 13, cl_uint, (cl_uint)hw);
+  WRN_ARG(kf, 14, cl_uint, pl.nchunks);
+  WRN_ARG(kf, 15, cl_int, accumulate);
+  WRN_CL_CHECK(clSetKernelArg(kf, 16, lf * rs, NULL));
+  WRN_CL_CHECK(clSetKernelArg(kf, 17, lf * rs, NULL));
+  size_t gf = lf * (size_t)c;
+  WRN_TRY(wrn_enqueue(ctx, kf, 1, &gf, &lf, WRN_CAT_BN, 0));
+
+  WRN_ARG_MEM(kd, 0, dx);
+  WRN_ARG_MEM(kd, 2, dy);
+  WRN_ARG_MEM(kd, 4, x);
+  WRN_ARG_MEM(kd, 6, y);
+  WRN_ARG_MEM(kd, 8, save_mean);
+  WRN_ARG_MEM(kd, 10, coef);
+  WRN_ARG(kd, 12, cl_uint, (cl_uint)n);
+  WRN_ARG(kd, 13, cl_uint, (cl_uint)c);
+  WRN_ARG(kd, 14, cl_uint, (cl_uint)hw);
+  WRN_ARG(kd, 15, cl_int, relu);
+  WRN_ARG(kd, 16, cl_int, accumulate);
+  return wrn_enqueue_1d(ctx, kd, (size_t)n * c * hw, WRN_CAT_BN);
+}

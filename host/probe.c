@@ -1,0 +1,50 @@
+/* Device peak measurement for the benchmark's "share of peak" (cl/probe.cl). */
+#include "internal.h"
+
+#include <time.h>
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static wrn_status probe_once(wrn_ctx *ctx, cl_kernel k, wrn_mem o, int iters, size_t n,
+                             size_t lws, double *dt) {
+  WRN_ARG(k, 0, cl_mem, o.mem);
+  WRN_ARG_REAL(ctx, k, 1, 0.999999);
+  WRN_ARG_REAL(ctx, k, 2, 1e-7);
+  WRN_ARG(k, 3, cl_int, iters);
+  double t0 = now_s();
+  WRN_CL_CHECK(clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &n, &lws, 0, NULL, NULL));
+  WRN_CL_CHECK(clFinish(ctx->queue));
+  *dt = now_s() - t0;
+  return WRN_OK;
+}
+
+wrn_status wrn_probe_fma(wrn_ctx *ctx, double *gflops) {
+  *gflops = 0;
+  cl_kernel k;
+  WRN_TRY(wrn_kernel_get(ctx, "probe", "fma_probe", &k));
+  size_t lws = ctx->max_wg < 256 ? ctx->max_wg : 256;
+  /* Enough work-items to fill every compute unit many times over. */
+  size_t n = wrn_round_up((size_t)ctx->dev.compute_units * 1024, lws);
+  cl_mem out;
+  WRN_TRY(wrn_alloc(ctx, n * ctx->real_size, "the peak probe's output", &out));
+  wrn_mem o = {out, 0};
+  wrn_status s = WRN_OK;
+  int iters = 256;
+  double best = 0;
+  for (int rep = 0; rep < 12 && s == WRN_OK; rep++) {
+    double dt = 0;
+    s = probe_once(ctx, k, o, iters, n, lws, &dt);
+    if (s != WRN_OK) break;
+    double rate = 2.0 * 8.0 * 16.0 * (double)iters * (double)n / dt / 1e9;
+    if (rep > 0 && rate > best) best = rate; /* the first run includes compilation */
+    /* Grow the work until one launch takes long enough to time well. */
+    if (dt < 0.05 && iters < (1 << 22)) iters *= 4;
+  }
+  wrn_free_mem(ctx, &out);
+  if (s == WRN_OK) *gflops = best;
+  return s;
+}

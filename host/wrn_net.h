@@ -1,0 +1,140 @@
+/* The layer scheduler: a network is a list of layers over numbered tensors. It runs the
+ * forward pass, the loss, the backward pass in reverse order and the SGD update on one device.
+ * Activations and their gradients are placed in one arena by a liveness planner; parameters,
+ * gradients and momentum each live in one flat buffer; BN running statistics in another.
+ *
+ * Building: wrn_net_create, then wrn_net_input and the layer functions (each returns the id of
+ * its output tensor, or -1 after recording an error), then wrn_net_finalize, which plans and
+ * allocates memory, and wrn_net_init_params. Every layer works on the whole batch
+ * [batch][c][h][w]; a smaller batch is run padded to the planned size. */
+#ifndef WRN_NET_H
+#define WRN_NET_H
+
+#include "wrn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wrn_net wrn_net;
+
+typedef enum wrn_layer_kind {
+  WRN_LAYER_CONV,
+  WRN_LAYER_BN,
+  WRN_LAYER_DROPOUT,
+  WRN_LAYER_ADD,
+  WRN_LAYER_AVGPOOL,
+  WRN_LAYER_LINEAR
+} wrn_layer_kind;
+
+/* A named parameter or buffer (running statistics) of the network. */
+typedef struct wrn_param_info {
+  char name[96];
+  int ndim;
+  int shape[4];
+  size_t offset; /* elements into the flat parameter (or buffer) array */
+  size_t count;
+} wrn_param_info;
+
+/* One layer, as wrn_net_layer describes it for summaries. */
+typedef struct wrn_layer_info {
+  wrn_layer_kind kind;
+  char name[96];
+  int in_c, in_h, in_w, out_c, out_h, out_w;
+  int k, stride, pad; /* conv / pool */
+  int relu;           /* BN fused with ReLU */
+  double p;           /* dropout */
+  size_t params;
+  double macs; /* multiply-adds per image (conv, linear) */
+} wrn_layer_info;
+
+typedef struct wrn_net_options {
+  double bn_momentum; /* 0.1 */
+  double bn_eps;      /* 1e-5 */
+  int bn_gamma_one;   /* 1: gamma = 1 instead of U(0, 1) */
+  size_t max_workspace_elems; /* bound on the conv workspace; 0 = no bound */
+} wrn_net_options;
+void wrn_net_options_default(wrn_net_options *o);
+
+/* ctx may be NULL for a network that is only planned and described (wrn summary); sizes are
+ * then counted in float. */
+wrn_status wrn_net_create(wrn_net **out, wrn_ctx *ctx, int batch, const wrn_net_options *o);
+void wrn_net_free(wrn_net *net);
+
+/* The input tensor: [batch][c][h][w], written by wrn_net_set_batch. */
+int wrn_net_input(wrn_net *net, int c, int h, int w);
+int wrn_net_conv(wrn_net *net, const char *name, int x, int c_out, int k, int stride, int pad);
+/* Batch norm with parameter names <name>.weight/.bias/.running_mean/.running_var;
+ * relu = 1 fuses the ReLU that follows. */
+int wrn_net_bn(wrn_net *net, const char *name, int x, int relu);
+int wrn_net_dropout(wrn_net *net, int x, double p);
+int wrn_net_add(wrn_net *net, int a, int b);
+int wrn_net_avgpool(wrn_net *net, int x, int k, int stride, int pad);
+/* Flattens x and applies y = x W^T + b; parameters <name>.weight, <name>.bias. */
+int wrn_net_linear(wrn_net *net, const char *name, int x, int out);
+
+/* Plans the arena (liveness and placement) without touching the device. */
+wrn_status wrn_net_plan(wrn_net *net);
+/* Plans the arena, allocates device memory. The last tensor made is the output (logits). */
+wrn_status wrn_net_finalize(wrn_net *net);
+/* The recipe's initialisation from a seed: conv He normal (fan-in), BN gamma U(0,1) (or 1),
+ * beta 0, running mean 0 / var 1, linear W U(-1/sqrt(in), 1/sqrt(in)), bias 0; momentum 0. */
+wrn_status wrn_net_init_params(wrn_net *net, uint64_t seed);
+
+/* Sizes and descriptions. */
+int wrn_net_batch(const wrn_net *net);
+int wrn_net_classes(const wrn_net *net);
+int wrn_net_layer_count(const wrn_net *net);
+void wrn_net_layer(const wrn_net *net, int i, wrn_layer_info *out);
+size_t wrn_net_param_count(const wrn_net *net);
+size_t wrn_net_buffer_count(const wrn_net *net); /* running statistics */
+int wrn_net_param_tensors(const wrn_net *net);
+const wrn_param_info *wrn_net_param_tensor(const wrn_net *net, int i);
+int wrn_net_buffer_tensors(const wrn_net *net);
+const wrn_param_info *wrn_net_buffer_tensor(const wrn_net *net, int i);
+double wrn_net_forward_macs(const wrn_net *net); /* per image */
+/* Activation memory: planned arena bytes and the sum without reuse; workspace and
+ * parameter bytes (params, grads, momentum). Valid after finalize. */
+void wrn_net_memory(const wrn_net *net, size_t *arena, size_t *naive, size_t *workspace,
+                    size_t *params);
+/* Verifies the plan: no two buffers whose lifetimes overlap share memory (tests). */
+wrn_status wrn_net_check_plan(const wrn_net *net);
+/* Bytes a network would need on the device, for messages before allocation fails. */
+size_t wrn_net_device_bytes(const wrn_net *net);
+
+/* Uploads a uint8 batch img[n][c][h][w] with int32 labels[n] (n <= batch) and runs the input
+ * pipeline (normalise, and augment when a->augment) into the input tensor. */
+wrn_status wrn_net_set_batch(wrn_net *net, const uint8_t *img, const int32_t *labels, int n,
+                             const wrn_augment *a);
+/* Writes reals directly into the input tensor ([batch][c][h][w]) and labels (tests). */
+wrn_status wrn_net_set_input_real(wrn_net *net, const double *x, const int32_t *labels, int n);
+/* Forward pass. train = 1: batch statistics (and running-statistics update), dropout on with
+ * masks keyed by (dropout_seed, step, layer); train = 0: running statistics, no dropout. */
+wrn_status wrn_net_forward(wrn_net *net, int train, uint64_t dropout_seed, uint64_t step);
+/* Softmax cross-entropy of the first n samples (mean over n) and, when grad = 1, the logits'
+ * gradient. */
+wrn_status wrn_net_loss(wrn_net *net, int n, int grad);
+/* Reads the last loss: sum of the n per-sample losses and the number correct (blocks). */
+wrn_status wrn_net_read_loss(wrn_net *net, int n, double *loss_sum, int *correct);
+/* Backward pass in reverse layer order; parameter gradients are overwritten. */
+wrn_status wrn_net_backward(wrn_net *net);
+/* g = grad + wd * theta and the (Nesterov) momentum update over the flat buffer. */
+wrn_status wrn_net_update(wrn_net *net, const wrn_sgd *sgd);
+/* Runs every kernel and GEMM shape once so first-use compilation happens now. */
+wrn_status wrn_net_warmup(wrn_net *net);
+
+/* Elements of flat array `which` (below), padding between tensors included. */
+size_t wrn_net_flat_count(const wrn_net *net, int which);
+size_t wrn_net_real_size(const wrn_net *net);
+wrn_ctx *wrn_net_ctx(const wrn_net *net);
+/* Host copies of the flat arrays (count elements as doubles). which: 0 params, 1 grads,
+ * 2 momentum, 3 buffers (running statistics). */
+wrn_status wrn_net_read(wrn_net *net, int which, double *out);
+wrn_status wrn_net_write(wrn_net *net, int which, const double *in);
+/* Reads the output logits [n][classes]. */
+wrn_status wrn_net_read_logits(wrn_net *net, double *out, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,195 @@
+/* libwrn input/output: CIFAR data sets, a background batch loader, safetensors checkpoints
+ * and JSON-lines logs. Host code only; follows wrn.h's conventions (functions return
+ * wrn_status, wrn_last_error() says which file and what is wrong, nothing exits). */
+#ifndef WRN_IO_H
+#define WRN_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wrn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- CIFAR data sets */
+
+typedef enum wrn_dataset_kind {
+  WRN_DATASET_AUTO = 0, /* detect from the files present */
+  WRN_DATASET_CIFAR10 = 1,
+  WRN_DATASET_CIFAR100 = 2
+} wrn_dataset_kind;
+
+typedef enum wrn_labels {
+  WRN_LABELS_FINE = 0,  /* CIFAR-100: 100 classes */
+  WRN_LABELS_COARSE = 1 /* CIFAR-100: 20 superclasses */
+} wrn_labels;
+
+typedef struct wrn_dataset_options {
+  wrn_dataset_kind kind;
+  wrn_labels labels;  /* CIFAR-100 only */
+  size_t train_limit; /* keep the first N training images; 0 keeps all */
+  size_t test_limit;  /* same for the test split */
+} wrn_dataset_options;
+
+/* One split in host memory. */
+typedef struct wrn_split {
+  uint8_t *images; /* [n][c][h][w], CIFAR order: R plane, G plane, B plane */
+  int32_t *labels; /* [n] in 0 .. n_classes-1 */
+  size_t n;
+  int c, h, w; /* 3, 32, 32 */
+  int n_classes;
+} wrn_split;
+
+typedef struct wrn_dataset {
+  wrn_dataset_kind kind; /* the detected kind, never AUTO */
+  int n_classes;
+  wrn_split train, test;
+} wrn_dataset;
+
+/* Reads a CIFAR-10 folder (data_batch_1.bin .. data_batch_N.bin, N >= 1 consecutive, and
+ * test_batch.bin) or a CIFAR-100 folder (train.bin, test.bin). opts may be NULL (auto,
+ * fine labels, no limits). Checks every file's size against the record size and every
+ * label read against the class count. *ds is zeroed first; free with wrn_dataset_free. */
+wrn_status wrn_dataset_open(wrn_dataset *ds, const char *dir, const wrn_dataset_options *opts);
+void wrn_dataset_free(wrn_dataset *ds); /* safe on a zeroed or freed struct */
+const char *wrn_dataset_kind_name(wrn_dataset_kind k); /* "auto", "cifar10", "cifar100" */
+/* Parse option strings ("auto"/"cifar10"/"cifar100", "fine"/"coarse"); INVALID_ARGUMENT
+ * with a message listing the accepted values otherwise. */
+wrn_status wrn_dataset_kind_parse(const char *s, wrn_dataset_kind *out);
+wrn_status wrn_labels_parse(const char *s, wrn_labels *out);
+
+/* ---------------------------------------------------------------- batch loader */
+
+/* The order of an epoch: perm[0..n) is a permutation of 0..n-1, a Fisher-Yates shuffle
+ * driven by Philox4x32-10 keyed by (seed, epoch). Depends on nothing else. */
+void wrn_shuffle_order(uint32_t *perm, size_t n, uint64_t seed, uint64_t epoch);
+
+typedef struct wrn_batch {
+  const uint8_t *images;   /* [count][c][h][w] */
+  const int32_t *labels;   /* [count] */
+  const uint32_t *indices; /* [count] positions in the split */
+  int count;               /* 0 at the end of the epoch */
+  int64_t step;            /* index of this batch in the epoch */
+} wrn_batch;
+
+typedef struct wrn_loader wrn_loader;
+
+/* A loader over `split` (not copied: it must outlive the loader) that gathers batches of
+ * `batch` images on a background thread, one batch ahead of the caller (two buffers).
+ * shuffle=0 keeps the split's order. drop_last=1 (training) drops the last partial batch;
+ * 0 (evaluation) keeps it, smaller. */
+wrn_status wrn_loader_open(wrn_loader **out, const wrn_split *split, int batch, int shuffle,
+                           int drop_last, uint64_t seed);
+/* Starts epoch `epoch` at batch `first_step` (0 normally; the step to resume from after a
+ * checkpoint). The order depends only on (seed, epoch), so starting at step s gives the
+ * batches that skipping s batches would. Discards any batch prepared before. */
+wrn_status wrn_loader_start_epoch(wrn_loader *L, uint64_t epoch, int64_t first_step);
+/* Waits for the next batch of the epoch. b->count is 0 once the epoch is over. The
+ * pointers stay valid until the next call to wrn_loader_next, _start_epoch or _free. */
+wrn_status wrn_loader_next(wrn_loader *L, wrn_batch *b);
+int64_t wrn_loader_steps(const wrn_loader *L); /* batches per epoch */
+void wrn_loader_free(wrn_loader *L);
+
+/* ---------------------------------------------------------------- safetensors */
+
+/* Element types of the safetensors format, in the format's own alignment order. */
+typedef enum wrn_st_dtype {
+  WRN_ST_BOOL = 0,
+  WRN_ST_U8,
+  WRN_ST_I8,
+  WRN_ST_F8_E5M2,
+  WRN_ST_F8_E4M3,
+  WRN_ST_I16,
+  WRN_ST_U16,
+  WRN_ST_F16,
+  WRN_ST_BF16,
+  WRN_ST_I32,
+  WRN_ST_U32,
+  WRN_ST_F32,
+  WRN_ST_F64,
+  WRN_ST_I64,
+  WRN_ST_U64,
+  WRN_ST_DTYPE_COUNT
+} wrn_st_dtype;
+const char *wrn_st_dtype_name(wrn_st_dtype t); /* "F32", ...; "?" when out of range */
+size_t wrn_st_dtype_size(wrn_st_dtype t);      /* bytes per element; 0 when out of range */
+
+typedef struct wrn_st_writer wrn_st_writer;
+
+wrn_status wrn_st_writer_new(wrn_st_writer **out);
+/* Adds a tensor. `data` (little-endian, C order, product(shape) elements) is not copied:
+ * it must stay valid until wrn_st_writer_write. ndim 0 is a scalar. Names must be unique,
+ * non-empty and not "__metadata__". */
+wrn_status wrn_st_writer_add(wrn_st_writer *w, const char *name, wrn_st_dtype dtype, int ndim,
+                             const int64_t *shape, const void *data);
+/* Adds a string entry to "__metadata__" (keys unique; both strings copied). */
+wrn_status wrn_st_writer_meta(wrn_st_writer *w, const char *key, const char *value);
+/* Writes the file atomically, in the layout the safetensors library writes (tensors by
+ * descending alignment then name, compact JSON, header padded with spaces to 8 bytes): a
+ * temporary file in the same folder, fsync, rename over `path`, fsync of the folder. On
+ * failure the temporary file is removed and an existing `path` is left as it was. */
+wrn_status wrn_st_writer_write(wrn_st_writer *w, const char *path);
+void wrn_st_writer_free(wrn_st_writer *w);
+
+typedef struct wrn_st_file wrn_st_file;
+
+typedef struct wrn_st_tensor {
+  const char *name;
+  wrn_st_dtype dtype;
+  int ndim;
+  const int64_t *shape; /* [ndim] */
+  size_t numel, nbytes;
+  const void *data; /* nbytes bytes, inside the file's buffer; 8-byte aligned offsets are not
+                       guaranteed, so copy before reading wide types in place */
+} wrn_st_tensor;
+
+/* Reads and validates a whole file: header length, strict JSON, dtypes, shapes, offsets
+ * (consistent with dtype and shape, contiguous, covering the data area exactly, as the
+ * safetensors library requires). WRN_STATUS_IO when it cannot be read, WRN_STATUS_FORMAT
+ * naming the file and the problem (with the byte position for JSON errors) otherwise. */
+wrn_status wrn_st_open(wrn_st_file **out, const char *path);
+void wrn_st_close(wrn_st_file *f);
+int wrn_st_count(const wrn_st_file *f);
+const wrn_st_tensor *wrn_st_at(const wrn_st_file *f, int i); /* in file order */
+const wrn_st_tensor *wrn_st_find(const wrn_st_file *f, const char *name); /* NULL if absent */
+/* Copies tensor `name` into dst after checking it exists with this dtype and shape
+ * (ndim < 0 skips the shape check); the message names the file and the tensor. */
+wrn_status wrn_st_read(const wrn_st_file *f, const char *name, wrn_st_dtype dtype, int ndim,
+                       const int64_t *shape, void *dst, size_t dst_bytes);
+const char *wrn_st_meta(const wrn_st_file *f, const char *key); /* NULL if absent */
+int wrn_st_meta_count(const wrn_st_file *f);
+void wrn_st_meta_at(const wrn_st_file *f, int i, const char **key, const char **value);
+
+/* ---------------------------------------------------------------- JSON lines */
+
+/* A flat JSON object built key by key: {"epoch":3,"lr":0.1,...}. */
+typedef struct wrn_json wrn_json;
+wrn_status wrn_json_new(wrn_json **out);
+void wrn_json_free(wrn_json *j);
+void wrn_json_clear(wrn_json *j); /* back to {} */
+/* Keys and string values are escaped (invalid UTF-8 becomes U+FFFD). Doubles use the
+ * shortest form that reads back to the same value, with '.' whatever the locale; NaN and
+ * infinities are written as null. A NULL string value is written as null. */
+wrn_status wrn_json_str(wrn_json *j, const char *key, const char *value);
+wrn_status wrn_json_int(wrn_json *j, const char *key, int64_t value);
+wrn_status wrn_json_double(wrn_json *j, const char *key, double value);
+wrn_status wrn_json_bool(wrn_json *j, const char *key, int value);
+const char *wrn_json_text(const wrn_json *j); /* the object, no newline; valid until the next
+                                                 change */
+
+typedef struct wrn_jsonl wrn_jsonl;
+/* Opens (creates) `path` for appending. If the file ends in a partial line (a crash while
+ * writing), a newline is added so the next record starts on its own line. */
+wrn_status wrn_jsonl_open(wrn_jsonl **out, const char *path);
+/* Appends the object as one line with a single write, then fsync. On failure the file is
+ * cut back to its previous length, so no reported record is ever half written. If line is
+ * not NULL it receives the text written (without the newline), valid like wrn_json_text. */
+wrn_status wrn_jsonl_append(wrn_jsonl *l, const wrn_json *obj, const char **line);
+void wrn_jsonl_close(wrn_jsonl *l);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,116 @@
+/* WRN-d-k for small images (Zagoruyko & Komodakis 2016), pre-activation blocks. */
+#include "wrn_models.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+wrn_status wrn_model_parse(const char *name, wrn_model_spec *spec) {
+  int d, k;
+  char tail;
+  if (!name || (sscanf(name, "wrn-%d-%d%c", &d, &k, &tail) != 2 &&
+                sscanf(name, "WRN-%d-%d%c", &d, &k, &tail) != 2))
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "model '%s' is not of the form wrn-D-K (e.g. wrn-28-10)", name ? name : "");
+  spec->depth = d;
+  spec->width = k;
+  return wrn_model_check(spec);
+}
+
+wrn_status wrn_model_check(const wrn_model_spec *s) {
+  if (s->depth < 10 || (s->depth - 4) % 6 != 0)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "depth %d is not 6N+4 with N >= 1 (10, 16, 22, 28, 40, ...)", s->depth);
+  if (s->width < 1 || s->width > 64)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "width %d must be in 1..64", s->width);
+  if (s->classes < 2)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "classes %d must be >= 2", s->classes);
+  if (!(s->dropout >= 0 && s->dropout < 1))
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "dropout %g must be in [0, 1)", s->dropout);
+  if (s->in_c < 1 || s->in_h < 8 || s->in_w < 8 || s->in_h % 4 || s->in_w % 4)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "input %dx%dx%d: need at least 8x8 with sides divisible by 4", s->in_c,
+                    s->in_h, s->in_w);
+  return WRN_OK;
+}
+
+void wrn_model_name(const wrn_model_spec *s, char *out, size_t n) {
+  snprintf(out, n, "wrn-%d-%d", s->depth, s->width);
+}
+
+wrn_status wrn_model_build(wrn_net *net, const wrn_model_spec *s) {
+  wrn_status st = wrn_model_check(s);
+  if (st != WRN_OK) return st;
+  int nb = (s->depth - 4) / 6;
+  int widths[4] = {16, 16 * s->width, 32 * s->width, 64 * s->width};
+  int x = wrn_net_input(net, s->in_c, s->in_h, s->in_w);
+  x = wrn_net_conv(net, "conv0", x, widths[0], 3, 1, 1);
+  int c_in = widths[0];
+  char name[96];
+  for (int g = 0; g < 3; g++) {
+    for (int i = 0; i < nb; i++) {
+      int stride = (g > 0 && i == 0) ? 2 : 1;
+      int c_out = widths[g + 1];
+      snprintf(name, sizeof name, "group%d.block%d.bn0", g, i);
+      int o = wrn_net_bn(net, name, x, 1);
+      snprintf(name, sizeof name, "group%d.block%d.conv0", g, i);
+      int y = wrn_net_conv(net, name, o, c_out, 3, stride, 1);
+      snprintf(name, sizeof name, "group%d.block%d.bn1", g, i);
+      y = wrn_net_bn(net, name, y, 1);
+      if (s->dropout > 0) y = wrn_net_dropout(net, y, s->dropout);
+      snprintf(name, sizeof name, "group%d.block%d.conv1", g, i);
+      y = wrn_net_conv(net, name, y, c_out, 3, 1, 1);
+      int sc = x;
+      if (c_in != c_out) {
+        /* The projection shortcut sees the pre-activated input, as in the reference code. */
+        snprintf(name, sizeof name, "group%d.block%d.convdim", g, i);
+        sc = wrn_net_conv(net, name, o, c_out, 1, stride, 0);
+      }
+      x = wrn_net_add(net, y, sc);
+      c_in = c_out;
+    }
+  }
+  x = wrn_net_bn(net, "bn", x, 1);
+  x = wrn_net_avgpool(net, x, s->in_h / 4, 1, 0);
+  x = wrn_net_linear(net, "fc", x, s->classes);
+  if (x < 0) return WRN_STATUS_INVALID_ARGUMENT;
+  return wrn_net_plan(net);
+}
+
+size_t wrn_model_param_count(const wrn_model_spec *s) {
+  int nb = (s->depth - 4) / 6;
+  int widths[4] = {16, 16 * s->width, 32 * s->width, 64 * s->width};
+  size_t p = (size_t)9 * s->in_c * widths[0];
+  int c_in = widths[0];
+  for (int g = 0; g < 3; g++)
+    for (int i = 0; i < nb; i++) {
+      int c = widths[g + 1];
+      p += 2 * (size_t)c_in;               /* bn0 */
+      p += (size_t)9 * c_in * c;           /* conv0 */
+      p += 2 * (size_t)c;                  /* bn1 */
+      p += (size_t)9 * c * c;              /* conv1 */
+      if (c_in != c) p += (size_t)c_in * c; /* convdim */
+      c_in = c;
+    }
+  p += 2 * (size_t)c_in + (size_t)c_in * s->classes + (size_t)s->classes;
+  return p;
+}
+
+double wrn_model_forward_macs(const wrn_model_spec *s) {
+  int nb = (s->depth - 4) / 6;
+  int widths[4] = {16, 16 * s->width, 32 * s->width, 64 * s->width};
+  double hw = (double)s->in_h * s->in_w;
+  double m = hw * 9.0 * s->in_c * widths[0];
+  int c_in = widths[0];
+  for (int g = 0; g < 3; g++)
+    for (int i = 0; i < nb; i++) {
+      int c = widths[g + 1];
+      double ohw = (g > 0 && i == 0) ? hw / 4 : hw;
+      m += ohw * 9.0 * c_in * c + ohw * 9.0 * c * c;
+      if (c_in != c) m += ohw * (double)c_in * c;
+      hw = ohw;
+      c_in = c;
+    }
+  return m + (double)c_in * s->classes;
+}

@@ -1,0 +1,332 @@
+/* The wrn command as a user meets it: bad flags (exit 2, the flag named), bad input files and
+ * folders (a clear message, nonzero exit, earlier results intact), resume giving bit-identical
+ * weights, and a signal stopping a run with a checkpoint it can resume from. Runs the real
+ * binary (WRN_CLI) on the CIFAR-10 sample shipped in data/cifar10-sample. */
+#include "harness.h"
+#include "wrn_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char cli[2048], sample[2048], tmp[2048];
+/* Small and quick: WRN-10-1, 256 training and 64 test images, batch 32. */
+#define SMALL "--model wrn-10-1 --train-limit 256 --test-limit 64 --batch 32 --progress off"
+
+static int run(char *out, size_t n, const char *fmt, ...) {
+  char args[8192], cmd[16384];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  snprintf(cmd, sizeof cmd, "%s %s 2>&1", cli, args);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  size_t len = 0;
+  out[0] = '\0';
+  char buf[4096];
+  while (fgets(buf, sizeof buf, p)) {
+    size_t l = strlen(buf);
+    if (len + l + 1 < n) {
+      memcpy(out + len, buf, l + 1);
+      len += l;
+    }
+  }
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void expect(const char *out, const char *needle) {
+  if (!strstr(out, needle)) fail_msg("expected '%s' in the output:\n%s", needle, out);
+}
+
+static void copy_file(const char *from, const char *to, long limit) {
+  FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+  assert_non_null(a);
+  assert_non_null(b);
+  char buf[65536];
+  size_t n;
+  long done = 0;
+  while ((n = fread(buf, 1, sizeof buf, a)) > 0) {
+    if (limit >= 0 && done + (long)n > limit) n = (size_t)(limit - done);
+    fwrite(buf, 1, n, b);
+    done += (long)n;
+    if (limit >= 0 && done >= limit) break;
+  }
+  fclose(a);
+  fclose(b);
+}
+
+/* A copy of the sample folder, optionally with data_batch_1.bin cut to `cut` bytes. */
+static void make_copy(const char *dir, long cut) {
+  char a[8192], b[8192];
+  mkdir(dir, 0755);
+  snprintf(a, sizeof a, "%s/data_batch_1.bin", sample);
+  snprintf(b, sizeof b, "%s/data_batch_1.bin", dir);
+  copy_file(a, b, cut);
+  snprintf(a, sizeof a, "%s/test_batch.bin", sample);
+  snprintf(b, sizeof b, "%s/test_batch.bin", dir);
+  copy_file(a, b, -1);
+}
+
+static int setup(void **state) {
+  (void)state;
+  const char *c = getenv("WRN_CLI"), *src = getenv("WRN_SOURCE_DIR");
+  snprintf(cli, sizeof cli, "%s", c ? c : "../wrn");
+  snprintf(sample, sizeof sample, "%s/data/cifar10-sample", src ? src : WRN_SOURCE_DIR);
+  snprintf(tmp, sizeof tmp, "/tmp/wrn-cli-XXXXXX");
+  if (!mkdtemp(tmp)) return -1;
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+static char out[1 << 16];
+
+static void test_bad_flags(void **state) {
+  (void)state;
+  assert_int_equal(run(out, sizeof out, "train --data %s --lr -1", sample), 2);
+  expect(out, "--lr");
+  assert_int_equal(run(out, sizeof out, "train --data %s --batch 0", sample), 2);
+  expect(out, "--batch");
+  assert_int_equal(run(out, sizeof out, "train --data %s --model wrn-27-1", sample), 2);
+  expect(out, "--model");
+  assert_int_equal(run(out, sizeof out, "train --data %s --epoch-step 10,x", sample), 2);
+  expect(out, "--epoch-step");
+  assert_int_equal(run(out, sizeof out, "train --data %s --augment maybe", sample), 2);
+  expect(out, "--augment");
+  assert_int_equal(run(out, sizeof out, "train --data %s --frobnicate 1", sample), 2);
+  expect(out, "--frobnicate");
+  assert_int_equal(run(out, sizeof out, "train --epochs 3"), 2);
+  expect(out, "--data");
+  assert_int_equal(run(out, sizeof out, "summary --classes 1"), 2);
+  expect(out, "--classes");
+  assert_int_equal(run(out, sizeof out, "eval --checkpoint"), 2);
+  assert_int_equal(run(out, sizeof out, "nonsense"), 2);
+  for (const char *const *c = (const char *const[]){"train", "eval", "summary", "devices", "bench", NULL}; *c; c++) {
+    assert_int_equal(run(out, sizeof out, "%s --help", *c), 0);
+    expect(out, "usage: wrn");
+  }
+}
+
+static void test_summary(void **state) {
+  (void)state;
+  assert_int_equal(run(out, sizeof out, "summary --model wrn-28-10"), 0);
+  expect(out, "36,479,194");
+  assert_int_equal(run(out, sizeof out, "summary --model wrn-16-4 --classes 100"), 0);
+  expect(out, "2,772,020");
+  assert_int_equal(run(out, sizeof out, "summary --model wrn-40-4"), 0);
+  expect(out, "8,949,210");
+  expect(out, "planned");
+}
+
+static void test_bad_data(void **state) {
+  (void)state;
+  char d[8192];
+  /* Missing folder. */
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --data %s/nowhere --out %s/r0", tmp, tmp), 1);
+  expect(out, "nowhere");
+  /* Truncated file: not a whole number of records. */
+  snprintf(d, sizeof d, "%s/trunc", tmp);
+  make_copy(d, 3073L * 100 + 17);
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --data %s --out %s/r1", d, tmp), 1);
+  expect(out, "data_batch_1.bin");
+  /* Empty file: wrong size. */
+  snprintf(d, sizeof d, "%s/empty", tmp);
+  make_copy(d, 0);
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --data %s --out %s/r2", d, tmp), 1);
+  expect(out, "data_batch_1.bin");
+  /* A label out of range in record 5. */
+  snprintf(d, sizeof d, "%s/label", tmp);
+  make_copy(d, -1);
+  char f[8300];
+  snprintf(f, sizeof f, "%s/data_batch_1.bin", d);
+  FILE *fp = fopen(f, "r+b");
+  assert_non_null(fp);
+  fseek(fp, 3073L * 5, SEEK_SET);
+  fputc(17, fp);
+  fclose(fp);
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --data %s --out %s/r3", d, tmp), 1);
+  expect(out, "data_batch_1.bin");
+  expect(out, "17");
+  /* No test_batch.bin. */
+  snprintf(d, sizeof d, "%s/notest", tmp);
+  make_copy(d, -1);
+  snprintf(f, sizeof f, "%s/notest/test_batch.bin", tmp);
+  unlink(f);
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --data %s --out %s/r4", d, tmp), 1);
+  expect(out, "test_batch.bin");
+}
+
+static void test_unwritable_and_oom(void **state) {
+  (void)state;
+  char d[8192];
+  snprintf(d, sizeof d, "%s/ro", tmp);
+  mkdir(d, 0555);
+  int root = geteuid() == 0;
+  if (!root) {
+    assert_int_equal(run(out, sizeof out, "train " SMALL " --data %s --out %s/run", sample, d), 1);
+    expect(out, d);
+  }
+  /* A file where the folder should be fails for root too. */
+  snprintf(d, sizeof d, "%s/afile", tmp);
+  FILE *fp = fopen(d, "w");
+  fclose(fp);
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --data %s --out %s/run", sample, d), 1);
+  expect(out, "afile");
+  /* WRN-28-10 at batch 8192 cannot fit: the message gives the need and suggests --batch. */
+  assert_int_equal(run(out, sizeof out,
+                       "train --model wrn-28-10 --batch 8192 --train-limit 8192 --test-limit 64 "
+                       "--data %s --out %s/oom",
+                       sample, tmp),
+                   1);
+  expect(out, "MiB");
+  expect(out, "--batch");
+}
+
+/* Every tensor of two checkpoints holds the same bytes. */
+static void same_weights(const char *a, const char *b) {
+  wrn_st_file *fa, *fb;
+  WT_OK(wrn_st_open(&fa, a));
+  WT_OK(wrn_st_open(&fb, b));
+  assert_int_equal(wrn_st_count(fa), wrn_st_count(fb));
+  for (int i = 0; i < wrn_st_count(fa); i++) {
+    const wrn_st_tensor *ta = wrn_st_at(fa, i), *tb = wrn_st_find(fb, ta->name);
+    assert_non_null(tb);
+    assert_int_equal(ta->nbytes, tb->nbytes);
+    if (memcmp(ta->data, tb->data, ta->nbytes))
+      fail_msg("tensor %s differs between %s and %s", ta->name, a, b);
+  }
+  wrn_st_close(fa);
+  wrn_st_close(fb);
+}
+
+static void test_resume_exact(void **state) {
+  (void)state;
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --dropout 0.3 --epochs 2 --data %s --out %s/full", sample, tmp), 0);
+  expect(out, "json_stats: {");
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --dropout 0.3 --epochs 1 --data %s --out %s/part", sample, tmp), 0);
+  /* The same folder again without --resume is refused, and the run in it left alone. */
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --epochs 1 --data %s --out %s/part", sample, tmp), 1);
+  expect(out, "--resume");
+  assert_int_equal(run(out, sizeof out, "train --resume %s/part --epochs 2", tmp), 0);
+  char a[8192], b[8192];
+  snprintf(a, sizeof a, "%s/full/last.safetensors", tmp);
+  snprintf(b, sizeof b, "%s/part/last.safetensors", tmp);
+  same_weights(a, b);
+  /* Two log lines each, with the original's keys. */
+  snprintf(a, sizeof a, "%s/part/log.jsonl", tmp);
+  FILE *f = fopen(a, "r");
+  assert_non_null(f);
+  int lines = 0;
+  char line[65536];
+  while (fgets(line, sizeof line, f)) {
+    lines++;
+    for (const char *const *k = (const char *const[]){"\"epoch\":", "\"lr\":", "\"loss\":", "\"train_loss\":", "\"train_acc\":", "\"test_loss\":", "\"test_acc\":", "\"train_time\":", "\"test_time\":", "\"n_parameters\":", NULL}; *k; k++)
+      expect(line, *k);
+  }
+  fclose(f);
+  assert_int_equal(lines, 2);
+  /* eval on the checkpoint. */
+  assert_int_equal(run(out, sizeof out, "eval --checkpoint %s --data %s --test-limit 64", b, sample), 0);
+  expect(out, "accuracy");
+}
+
+static void test_bad_checkpoints(void **state) {
+  (void)state;
+  char ck[8192];
+  snprintf(ck, sizeof ck, "%s/full/last.safetensors", tmp);
+  struct stat st;
+  if (stat(ck, &st) != 0) skip(); /* made by test_resume_exact */
+  /* Another model: --init a WRN-16-2 from a WRN-10-1 checkpoint. */
+  assert_int_equal(run(out, sizeof out, "train --model wrn-16-2 --train-limit 256 --test-limit 64 --batch 32 --epochs 1 --data %s --init %s --out %s/other", sample, ck, tmp), 1);
+  expect(out, "another model");
+  /* A corrupt header: the length field claims more than the file holds. */
+  char bad[8300];
+  snprintf(bad, sizeof bad, "%s/corrupt.safetensors", tmp);
+  copy_file(ck, bad, -1);
+  FILE *f = fopen(bad, "r+b");
+  unsigned char huge[8] = {0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0};
+  fwrite(huge, 1, 8, f);
+  fclose(f);
+  assert_int_equal(run(out, sizeof out, "eval --checkpoint %s --data %s", bad, sample), 1);
+  expect(out, "corrupt.safetensors");
+  /* Broken JSON inside the header. */
+  copy_file(ck, bad, -1);
+  f = fopen(bad, "r+b");
+  fseek(f, 9, SEEK_SET);
+  fputs("#!", f);
+  fclose(f);
+  assert_int_equal(run(out, sizeof out, "eval --checkpoint %s --data %s", bad, sample), 1);
+  expect(out, "corrupt.safetensors");
+  /* Missing checkpoint file. */
+  assert_int_equal(run(out, sizeof out, "eval --checkpoint %s/none.safetensors --data %s", tmp, sample), 1);
+  expect(out, "none.safetensors");
+}
+
+static void test_interrupt_resume(void **state) {
+  (void)state;
+  char full[8192], dir[8192];
+  snprintf(full, sizeof full, "%s/full/last.safetensors", tmp);
+  struct stat st;
+  if (stat(full, &st) != 0) skip();
+  snprintf(dir, sizeof dir, "%s/intr", tmp);
+  int pfd[2];
+  assert_int_equal(pipe(pfd), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pfd[1], 1);
+    dup2(pfd[1], 2);
+    close(pfd[0]);
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "exec %s train " SMALL " --dropout 0.3 --epochs 2 --data %s --out %s", cli, sample, dir);
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  close(pfd[1]);
+  /* Wait for training to start, then stop it mid-run. */
+  FILE *p = fdopen(pfd[0], "r");
+  char line[4096], all[1 << 15] = "";
+  int sent = 0;
+  while (fgets(line, sizeof line, p)) {
+    strncat(all, line, sizeof all - strlen(all) - 1);
+    if (!sent && strstr(line, "kernels ready")) {
+      kill(pid, SIGTERM);
+      sent = 1;
+    }
+  }
+  fclose(p);
+  int status;
+  waitpid(pid, &status, 0);
+  assert_true(sent);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    /* The run finished before the signal arrived: nothing to resume. */
+    print_message("the run ended before SIGTERM; interrupt path not exercised\n");
+    fail_msg("training finished before the signal; make the run longer");
+  }
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 128 + SIGTERM);
+  expect(all, "--resume");
+  assert_int_equal(run(out, sizeof out, "train --resume %s", dir), 0);
+  char b[8300];
+  snprintf(b, sizeof b, "%s/last.safetensors", dir);
+  same_weights(full, b);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_bad_flags),       cmocka_unit_test(test_summary),
+      cmocka_unit_test(test_bad_data),        cmocka_unit_test(test_unwritable_and_oom),
+      cmocka_unit_test(test_resume_exact),    cmocka_unit_test(test_bad_checkpoints),
+      cmocka_unit_test(test_interrupt_resume)};
+  return cmocka_run_group_tests_name("cli", tests, setup, teardown);
+}

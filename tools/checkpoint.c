@@ -1,0 +1,125 @@
+#include "checkpoint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void shape_str(const int64_t *s, int nd, char *out, size_t n) {
+  size_t o = (size_t)snprintf(out, n, "[");
+  for (int i = 0; i < nd && o < n; i++) o += (size_t)snprintf(out + o, n - o, "%s%lld", i ? ", " : "", (long long)s[i]);
+  if (o < n) snprintf(out + o, n - o, "]");
+}
+
+wrn_status ckpt_save(wrn_net *net, const char *path, const ckpt_meta *meta, int nmeta,
+                     int with_momentum) {
+  int npt = wrn_net_param_tensors(net), nbt = wrn_net_buffer_tensors(net);
+  /* The flat arrays hold padding between tensors, so read them whole. */
+  double *params = NULL, *mom = NULL, *bufs = NULL;
+  void *conv = NULL;
+  wrn_st_writer *w = NULL;
+  wrn_status s = WRN_OK;
+  size_t fp = wrn_net_flat_count(net, 0), fb = wrn_net_flat_count(net, 3);
+  params = malloc((fp ? fp : 1) * sizeof *params);
+  mom = malloc((fp ? fp : 1) * sizeof *mom);
+  bufs = malloc((fb ? fb : 1) * sizeof *bufs);
+  int dbl = wrn_net_real_size(net) == 8;
+  size_t esz = dbl ? 8 : 4;
+  /* One array in the file's type holds every tensor written: params, buffers, momentum. */
+  conv = malloc((2 * fp + fb + 1) * esz);
+  if (!params || !mom || !bufs || !conv) {
+    s = wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory writing %s", path);
+    goto done;
+  }
+  if ((s = wrn_net_read(net, 0, params)) != WRN_OK) goto done;
+  if (with_momentum && (s = wrn_net_read(net, 2, mom)) != WRN_OK) goto done;
+  if ((s = wrn_net_read(net, 3, bufs)) != WRN_OK) goto done;
+  if ((s = wrn_st_writer_new(&w)) != WRN_OK) goto done;
+  /* One host array in the file's type for all tensors: params, buffers, momentum. */
+  size_t used = 0;
+  for (int pass = 0; pass < 3 && s == WRN_OK; pass++) {
+    if (pass == 2 && !with_momentum) break;
+    int cnt = pass == 1 ? nbt : npt;
+    const double *src = pass == 0 ? params : pass == 1 ? bufs : mom;
+    for (int i = 0; i < cnt && s == WRN_OK; i++) {
+      const wrn_param_info *p = pass == 1 ? wrn_net_buffer_tensor(net, i) : wrn_net_param_tensor(net, i);
+      int64_t shape[4];
+      for (int d = 0; d < p->ndim; d++) shape[d] = p->shape[d];
+      char *dst = (char *)conv + used * esz;
+      for (size_t k = 0; k < p->count; k++) {
+        if (dbl) ((double *)(void *)dst)[k] = src[p->offset + k];
+        else ((float *)(void *)dst)[k] = (float)src[p->offset + k];
+      }
+      used += p->count;
+      char name[128];
+      snprintf(name, sizeof name, "%s%s", pass == 2 ? "momentum." : "", p->name);
+      s = wrn_st_writer_add(w, name, dbl ? WRN_ST_F64 : WRN_ST_F32, p->ndim, shape, dst);
+    }
+  }
+  for (int i = 0; i < nmeta && s == WRN_OK; i++) s = wrn_st_writer_meta(w, meta[i].key, meta[i].value);
+  if (s == WRN_OK) s = wrn_st_writer_write(w, path);
+done:
+  wrn_st_writer_free(w);
+  free(params), free(mom), free(bufs), free(conv);
+  return s;
+}
+
+static wrn_status load_set(wrn_net *net, const wrn_st_file *f, const char *path, int which,
+                           const char *prefix, double *flat) {
+  int cnt = which == 3 ? wrn_net_buffer_tensors(net) : wrn_net_param_tensors(net);
+  for (int i = 0; i < cnt; i++) {
+    const wrn_param_info *p = which == 3 ? wrn_net_buffer_tensor(net, i) : wrn_net_param_tensor(net, i);
+    char name[128];
+    snprintf(name, sizeof name, "%s%s", prefix, p->name);
+    const wrn_st_tensor *t = wrn_st_find(f, name);
+    int64_t want[4];
+    for (int d = 0; d < p->ndim; d++) want[d] = p->shape[d];
+    char ws[64], gs[64];
+    shape_str(want, p->ndim, ws, sizeof ws);
+    if (!t)
+      return wrn_fail(WRN_STATUS_FORMAT,
+                      "%s has no tensor '%s' (shape %s): it is a checkpoint of another model",
+                      path, name, ws);
+    int same = t->ndim == p->ndim;
+    for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == want[d];
+    if (!same) {
+      shape_str(t->shape, t->ndim, gs, sizeof gs);
+      return wrn_fail(WRN_STATUS_FORMAT,
+                      "%s: tensor '%s' has shape %s but this model needs %s: the checkpoint "
+                      "is of another model or shape",
+                      path, name, gs, ws);
+    }
+    if (t->dtype != WRN_ST_F32 && t->dtype != WRN_ST_F64)
+      return wrn_fail(WRN_STATUS_FORMAT, "%s: tensor '%s' is %s, expected F32 or F64", path, name,
+                      wrn_st_dtype_name(t->dtype));
+    const unsigned char *src = t->data;
+    for (size_t k = 0; k < p->count; k++) {
+      if (t->dtype == WRN_ST_F32) {
+        float v;
+        memcpy(&v, src + 4 * k, 4);
+        flat[p->offset + k] = v;
+      } else {
+        double v;
+        memcpy(&v, src + 8 * k, 8);
+        flat[p->offset + k] = v;
+      }
+    }
+  }
+  return WRN_OK;
+}
+
+wrn_status ckpt_load(wrn_net *net, const wrn_st_file *f, const char *path, int with_momentum) {
+  size_t fp = wrn_net_flat_count(net, 0), fb = wrn_net_flat_count(net, 3);
+  double *params = calloc(fp ? fp : 1, sizeof *params), *bufs = calloc(fb ? fb : 1, sizeof *bufs);
+  double *mom = with_momentum ? calloc(fp ? fp : 1, sizeof *mom) : NULL;
+  wrn_status s = WRN_OK;
+  if (!params || !bufs || (with_momentum && !mom))
+    s = wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory reading %s", path);
+  if (s == WRN_OK) s = load_set(net, f, path, 0, "", params);
+  if (s == WRN_OK) s = load_set(net, f, path, 3, "", bufs);
+  if (s == WRN_OK && with_momentum) s = load_set(net, f, path, 2, "momentum.", mom);
+  if (s == WRN_OK) s = wrn_net_write(net, 0, params);
+  if (s == WRN_OK) s = wrn_net_write(net, 3, bufs);
+  if (s == WRN_OK && with_momentum) s = wrn_net_write(net, 2, mom);
+  free(params), free(bufs), free(mom);
+  return s;
+}

@@ -1,0 +1,651 @@
+/* wrn bench: full training (or inference) steps on synthetic data, timed per step, with the
+ * device's measured FMA peak, memory, kernel-ready times and a per-op profile from OpenCL
+ * events; one row per device and batch size, a failing device gets a row with its error. */
+#include "args.h"
+#include "cli.h"
+#include "wrn_models.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define MAX_BATCHES 8
+
+typedef struct bench_opts {
+  char model[64];
+  int classes;
+  double dropout;
+  int batches[MAX_BATCHES], nbatches;
+  char device[256];
+  int all_devices;
+  int steps, warmup;
+  int eval; /* mode */
+  const char *json, *report;
+  int profile_steps;
+} bench_opts;
+
+typedef struct bench_row {
+  wrn_device_info dev;
+  int batch;
+  int ok;
+  char error[1024];
+  double ms_median, ms_min, ms_max, ms_p25, ms_p75;
+  double images_per_s, tflops, peak_gflops, peak_share;
+  double ready_cold_s, ready_warm_s, warmup_s;
+  size_t mem_peak;
+  wrn_profile prof; /* summed over profile_steps */
+  int prof_steps;
+  double step_flops; /* useful FLOPs of one step */
+} bench_row;
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double quantile(const double *sorted, int n, double q) {
+  if (n == 1) return sorted[0];
+  double pos = q * (n - 1);
+  int i = (int)pos;
+  if (i >= n - 1) return sorted[n - 1];
+  return sorted[i] + (pos - i) * (sorted[i + 1] - sorted[i]);
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: wrn bench [--model wrn-D-K] [--batch N[,N...]] [--device X | --all-devices]\n"
+          "                 [--steps N] [--warmup M] [--mode train|eval] [--dropout P]\n"
+          "                 [--classes N] [--profile-steps N] [--json FILE] [--report DIR]\n"
+          "Runs full training steps (forward, loss, backward, SGD update: the training path)\n"
+          "or inference on synthetic data and reports per device and batch: the median and\n"
+          "spread of ms per step, images/s, achieved TFLOP/s of the model's useful FLOPs and\n"
+          "its share of the device's fp32 peak (measured by a GEMM-free FMA probe), peak device\n"
+          "memory, kernel-ready time cold (no cache) and warm, and a per-op profile from OpenCL\n"
+          "event profiling. Defaults: wrn-28-10, batch 128, 10 steps after 3 warm-up steps.\n");
+}
+
+/* Sets row->error from the library's message. */
+static void row_fail(bench_row *r, const char *what) {
+  r->ok = 0;
+  snprintf(r->error, sizeof r->error, "%s: %s", what, wrn_last_error());
+}
+
+static void fill_random(uint8_t *img, int32_t *lab, size_t nimg, int per, int classes) {
+  uint64_t s = 88172645463325252ull;
+  for (size_t i = 0; i < nimg * (size_t)per; i++) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    img[i] = (uint8_t)(s >> 56);
+  }
+  for (size_t i = 0; i < nimg; i++) lab[i] = (int32_t)(i % (size_t)classes);
+}
+
+/* Kernel-ready times of the device: programs built with the cache off (cold) and loaded from
+ * it (warm). */
+static int ready_times(const wrn_device_info *dev, double *cold, double *warm, char *err,
+                       size_t errn) {
+  wrn_ctx *c;
+  wrn_ctx_options o = {WRN_F32, 0, 1};
+  double t0 = now_s();
+  if (wrn_ctx_open(&c, dev, &o) != WRN_OK) {
+    snprintf(err, errn, "building kernels: %s", wrn_last_error());
+    return 1;
+  }
+  *cold = now_s() - t0;
+  wrn_ctx_free(c);
+  o.no_cache = 0;
+  t0 = now_s();
+  /* The first cached open writes the cache; the second reads it. */
+  if (wrn_ctx_open(&c, dev, &o) != WRN_OK) {
+    snprintf(err, errn, "building kernels: %s", wrn_last_error());
+    return 1;
+  }
+  wrn_ctx_free(c);
+  t0 = now_s();
+  if (wrn_ctx_open(&c, dev, &o) != WRN_OK) {
+    snprintf(err, errn, "loading kernels: %s", wrn_last_error());
+    return 1;
+  }
+  *warm = now_s() - t0;
+  wrn_ctx_free(c);
+  return 0;
+}
+
+static wrn_status one_step(wrn_net *net, const bench_opts *o, const uint8_t *img,
+                           const int32_t *lab, int batch, uint64_t step) {
+  wrn_augment a = {!o->eval, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f}, 1, step};
+  double l;
+  int c;
+  CLI_TRY(wrn_net_set_batch(net, img, lab, batch, &a));
+  CLI_TRY(wrn_net_forward(net, !o->eval, 1, step));
+  CLI_TRY(wrn_net_loss(net, batch, !o->eval));
+  if (!o->eval) {
+    wrn_sgd sgd = {0.01, 0.9, 5e-4, 1, step == 0};
+    CLI_TRY(wrn_net_backward(net));
+    CLI_TRY(wrn_net_update(net, &sgd));
+  }
+  return wrn_net_read_loss(net, batch, &l, &c); /* one wait per step, as in training */
+}
+
+static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch, double cold,
+                      double warm, double peak, bench_row *r) {
+  memset(r, 0, sizeof *r);
+  r->dev = *dev;
+  r->batch = batch;
+  r->ok = 1;
+  r->ready_cold_s = cold;
+  r->ready_warm_s = warm;
+  r->peak_gflops = peak;
+  wrn_model_spec spec = {0, 0, o->classes, o->dropout, 3, 32, 32};
+  if (wrn_model_parse(o->model, &spec) != WRN_OK) return row_fail(r, "model");
+  wrn_ctx *ctx = NULL;
+  wrn_net *net = NULL;
+  uint8_t *img = NULL;
+  int32_t *lab = NULL;
+  double *times = NULL;
+  wrn_ctx_options co = {WRN_F32, 1, 0};
+  if (wrn_ctx_open(&ctx, dev, &co) != WRN_OK) {
+    row_fail(r, "opening the device");
+    goto done;
+  }
+  wrn_ctx_set_profiling(ctx, 0);
+  wrn_net_options no;
+  wrn_net_options_default(&no);
+  if (wrn_net_create(&net, ctx, batch, &no) != WRN_OK || wrn_model_build(net, &spec) != WRN_OK ||
+      wrn_net_finalize(net) != WRN_OK || wrn_net_init_params(net, 1) != WRN_OK) {
+    row_fail(r, "setting up the model");
+    goto done;
+  }
+  int per = 3 * 32 * 32;
+  img = malloc((size_t)batch * per);
+  lab = malloc((size_t)batch * sizeof *lab);
+  times = malloc((size_t)(o->steps > 0 ? o->steps : 1) * sizeof *times);
+  if (!img || !lab || !times) {
+    r->ok = 0;
+    snprintf(r->error, sizeof r->error, "out of host memory");
+    goto done;
+  }
+  fill_random(img, lab, (size_t)batch, per, spec.classes);
+  double t0 = now_s();
+  wrn_augment a = {0, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f}, 1, 0};
+  if (wrn_net_set_batch(net, img, lab, batch, &a) != WRN_OK || wrn_net_warmup(net) != WRN_OK) {
+    row_fail(r, "warm-up");
+    goto done;
+  }
+  r->warmup_s = now_s() - t0;
+  uint64_t step = 0;
+  for (int i = 0; i < o->warmup; i++)
+    if (one_step(net, o, img, lab, batch, step++) != WRN_OK) {
+      row_fail(r, "warm-up step");
+      goto done;
+    }
+  for (int i = 0; i < o->steps; i++) {
+    double s0 = now_s();
+    if (one_step(net, o, img, lab, batch, step++) != WRN_OK) {
+      row_fail(r, "timed step");
+      goto done;
+    }
+    times[i] = (now_s() - s0) * 1e3;
+  }
+  qsort(times, (size_t)o->steps, sizeof *times, cmp_double);
+  r->ms_median = quantile(times, o->steps, 0.5);
+  r->ms_min = times[0];
+  r->ms_max = times[o->steps - 1];
+  r->ms_p25 = quantile(times, o->steps, 0.25);
+  r->ms_p75 = quantile(times, o->steps, 0.75);
+  r->images_per_s = batch / (r->ms_median / 1e3);
+  double fwd = 2.0 * wrn_net_forward_macs(net) * batch;
+  r->step_flops = o->eval ? fwd : 3.0 * fwd;
+  r->tflops = r->step_flops / (r->ms_median / 1e3) / 1e12;
+  r->peak_share = peak > 0 ? r->tflops * 1e3 / peak : 0;
+  /* The profile: the same steps again with every launch recorded. */
+  wrn_ctx_set_profiling(ctx, 1);
+  wrn_profile_collect(ctx, NULL);
+  for (int i = 0; i < o->profile_steps; i++) {
+    if (one_step(net, o, img, lab, batch, step++) != WRN_OK ||
+        wrn_profile_collect(ctx, &r->prof) != WRN_OK) {
+      row_fail(r, "profiled step");
+      goto done;
+    }
+    r->prof_steps++;
+  }
+  wrn_ctx_set_profiling(ctx, 0);
+  wrn_ctx_mem_stats(ctx, NULL, &r->mem_peak);
+done:
+  free(img), free(lab), free(times);
+  wrn_net_free(net);
+  wrn_ctx_free(ctx);
+}
+
+/* ---------------------------------------------------------------- output */
+
+static void json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+static void json_num(FILE *f, double v) {
+  if (isfinite(v)) fprintf(f, "%.6g", v);
+  else fputs("null", f);
+}
+
+static int write_json(const char *path, const bench_opts *o, const bench_row *rows, int n) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) {
+    fprintf(stderr, "wrn bench: cannot write %s: %s\n", tmp, strerror(errno));
+    return 1;
+  }
+  fprintf(f, "{\"model\":");
+  json_str(f, o->model);
+  fprintf(f, ",\"mode\":\"%s\",\"steps\":%d,\"warmup\":%d,\"profile_steps\":%d,\"dropout\":",
+          o->eval ? "eval" : "train", o->steps, o->warmup, o->profile_steps);
+  json_num(f, o->dropout);
+  fprintf(f, ",\"rows\":[");
+  for (int i = 0; i < n; i++) {
+    const bench_row *r = &rows[i];
+    fprintf(f, "%s\n{\"platform\":", i ? "," : "");
+    json_str(f, r->dev.platform_name);
+    fprintf(f, ",\"vendor\":");
+    json_str(f, r->dev.vendor);
+    fprintf(f, ",\"device\":");
+    json_str(f, r->dev.name);
+    fprintf(f, ",\"driver\":");
+    json_str(f, r->dev.driver);
+    fprintf(f, ",\"device_index\":\"%d:%d\",\"batch\":%d,\"ok\":%s,\"error\":",
+            r->dev.platform_index, r->dev.device_index, r->batch, r->ok ? "true" : "false");
+    if (r->ok) fputs("null", f);
+    else json_str(f, r->error);
+    if (r->ok) {
+      fprintf(f, ",\"ms_per_step\":{\"median\":");
+      json_num(f, r->ms_median);
+      fprintf(f, ",\"min\":");
+      json_num(f, r->ms_min);
+      fprintf(f, ",\"p25\":");
+      json_num(f, r->ms_p25);
+      fprintf(f, ",\"p75\":");
+      json_num(f, r->ms_p75);
+      fprintf(f, ",\"max\":");
+      json_num(f, r->ms_max);
+      fprintf(f, "},\"images_per_s\":");
+      json_num(f, r->images_per_s);
+      fprintf(f, ",\"tflops\":");
+      json_num(f, r->tflops);
+      fprintf(f, ",\"peak_gflops\":");
+      json_num(f, r->peak_gflops);
+      fprintf(f, ",\"peak_share\":");
+      json_num(f, r->peak_share);
+      fprintf(f, ",\"mem_peak_bytes\":%zu,\"ready_cold_s\":", r->mem_peak);
+      json_num(f, r->ready_cold_s);
+      fprintf(f, ",\"ready_warm_s\":");
+      json_num(f, r->ready_warm_s);
+      fprintf(f, ",\"warmup_s\":");
+      json_num(f, r->warmup_s);
+      fprintf(f, ",\"profile\":[");
+      double total = 0;
+      for (int c = 0; c < WRN_CAT_COUNT; c++) total += r->prof.ms[c];
+      int first = 1;
+      for (int c = 0; c < WRN_CAT_COUNT; c++) {
+        if (!r->prof.launches[c]) continue;
+        double ms = r->prof.ms[c] / (r->prof_steps ? r->prof_steps : 1);
+        fprintf(f, "%s{\"op\":", first ? "" : ",");
+        first = 0;
+        json_str(f, wrn_op_cat_name((wrn_op_cat)c));
+        fprintf(f, ",\"ms\":");
+        json_num(f, ms);
+        fprintf(f, ",\"share\":");
+        json_num(f, total > 0 ? r->prof.ms[c] / total : 0);
+        fprintf(f, ",\"launches\":%ld,\"gflops\":",
+                r->prof.launches[c] / (r->prof_steps ? r->prof_steps : 1));
+        json_num(f, r->prof.flops[c] > 0 && r->prof.ms[c] > 0
+                        ? r->prof.flops[c] / (r->prof.ms[c] * 1e-3) / 1e9
+                        : NAN);
+        fputc('}', f);
+      }
+      fputc(']', f);
+    }
+    fputc('}', f);
+  }
+  fprintf(f, "\n]}\n");
+  if (fclose(f) != 0 || rename(tmp, path) != 0) {
+    fprintf(stderr, "wrn bench: cannot write %s: %s\n", path, strerror(errno));
+    remove(tmp);
+    return 1;
+  }
+  return 0;
+}
+
+static void print_rows(const bench_opts *o, const bench_row *rows, int n) {
+  printf("\n%s %s, %d steps after %d warm-up (median [min..max])\n", o->model,
+         o->eval ? "inference" : "training", o->steps, o->warmup);
+  printf("%-5s %-34s %6s %24s %9s %8s %7s %9s %14s\n", "dev", "device", "batch", "ms/step",
+         "img/s", "TFLOP/s", "%peak", "mem MiB", "ready cold/warm");
+  for (int i = 0; i < n; i++) {
+    const bench_row *r = &rows[i];
+    char id[16], name[40];
+    snprintf(id, sizeof id, "%d:%d", r->dev.platform_index, r->dev.device_index);
+    snprintf(name, sizeof name, "%.34s", r->dev.name);
+    if (!r->ok) {
+      printf("%-5s %-34s %6d  FAILED: %s\n", id, name, r->batch, r->error);
+      continue;
+    }
+    char ms[64];
+    snprintf(ms, sizeof ms, "%.1f [%.1f..%.1f]", r->ms_median, r->ms_min, r->ms_max);
+    printf("%-5s %-34s %6d %24s %9.1f %8.3f %6.1f%% %9.1f %6.2fs/%.2fs\n", id, name, r->batch, ms,
+           r->images_per_s, r->tflops, 100 * r->peak_share, r->mem_peak / 1048576.0,
+           r->ready_cold_s, r->ready_warm_s);
+  }
+  for (int i = 0; i < n; i++) {
+    const bench_row *r = &rows[i];
+    if (!r->ok || !r->prof_steps) continue;
+    double total = 0;
+    for (int c = 0; c < WRN_CAT_COUNT; c++) total += r->prof.ms[c];
+    printf("\nper-op profile: %s (%s, driver %s), batch %d, mean of %d steps; device time "
+           "%.1f ms of %.1f ms wall (FMA peak %.1f GFLOP/s; first-step warm-up %.2f s)\n",
+           r->dev.name, r->dev.platform_name, r->dev.driver, r->batch, r->prof_steps,
+           total / r->prof_steps, r->ms_median, r->peak_gflops, r->warmup_s);
+    printf("  %-18s %10s %7s %9s %10s\n", "op", "ms", "%", "launches", "GFLOP/s");
+    for (int c = 0; c < WRN_CAT_COUNT; c++) {
+      if (!r->prof.launches[c]) continue;
+      double ms = r->prof.ms[c] / r->prof_steps;
+      char gf[32] = "";
+      if (r->prof.flops[c] > 0 && r->prof.ms[c] > 0)
+        snprintf(gf, sizeof gf, "%.1f", r->prof.flops[c] / (r->prof.ms[c] * 1e-3) / 1e9);
+      printf("  %-18s %10.2f %6.1f%% %9ld %10s\n", wrn_op_cat_name((wrn_op_cat)c), ms,
+             100 * r->prof.ms[c] / total, r->prof.launches[c] / r->prof_steps, gf);
+    }
+  }
+}
+
+/* ---------------------------------------------------------------- report */
+
+static const char *palette[WRN_CAT_COUNT] = {"#1f77b4", "#aec7e8", "#6baed6", "#9467bd",
+                                             "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a",
+                                             "#d62728", "#ff9896", "#8c564b", "#c49c94",
+                                             "#e377c2", "#7f7f7f", "#bcbd22"};
+
+static void svg_escape(FILE *f, const char *s) {
+  for (; *s; s++) {
+    if (*s == '<') fputs("&lt;", f);
+    else if (*s == '>') fputs("&gt;", f);
+    else if (*s == '&') fputs("&amp;", f);
+    else if (*s == '"') fputs("&quot;", f);
+    else fputc(*s, f);
+  }
+}
+
+static int write_report(const char *dir, const bench_opts *o, const bench_row *rows, int n) {
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    fprintf(stderr, "wrn bench: cannot create %s: %s\n", dir, strerror(errno));
+    return 1;
+  }
+  char path[4200];
+  /* images/s per device and batch: horizontal bars. */
+  snprintf(path, sizeof path, "%s/images_per_s.svg", dir);
+  FILE *f = fopen(path, "w");
+  if (!f) return fprintf(stderr, "wrn bench: cannot write %s\n", path), 1;
+  double vmax = 0;
+  for (int i = 0; i < n; i++)
+    if (rows[i].ok && rows[i].images_per_s > vmax) vmax = rows[i].images_per_s;
+  int bar = 26, left = 330, width = 420, h = 60 + n * (bar + 8);
+  fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+             "font-family=\"sans-serif\" font-size=\"12\">\n", left + width + 90, h);
+  fprintf(f, "<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">");
+  svg_escape(f, o->model);
+  fprintf(f, " %s: images/s (higher is better)</text>\n", o->eval ? "inference" : "training");
+  for (int i = 0; i < n; i++) {
+    const bench_row *r = &rows[i];
+    int y = 40 + i * (bar + 8);
+    char label[400];
+    snprintf(label, sizeof label, "%.40s, batch %d", r->dev.name, r->batch);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", left - 8, y + bar / 2 + 4);
+    svg_escape(f, label);
+    fprintf(f, "</text>\n");
+    if (!r->ok) {
+      fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#d62728\">failed</text>\n", left + 4,
+              y + bar / 2 + 4);
+      continue;
+    }
+    double w = vmax > 0 ? width * r->images_per_s / vmax : 0;
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"#1f77b4\"/>\n", left,
+            y, w, bar);
+    fprintf(f, "<text x=\"%.1f\" y=\"%d\">%.1f</text>\n", left + w + 5, y + bar / 2 + 4,
+            r->images_per_s);
+  }
+  fprintf(f, "</svg>\n");
+  fclose(f);
+  /* Per-op breakdown: one stacked bar per row, shares of device time. */
+  snprintf(path, sizeof path, "%s/profile.svg", dir);
+  f = fopen(path, "w");
+  if (!f) return fprintf(stderr, "wrn bench: cannot write %s\n", path), 1;
+  int legend_rows = (WRN_CAT_COUNT + 4) / 5;
+  h = 60 + n * (bar + 8) + 20 + legend_rows * 20;
+  fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+             "font-family=\"sans-serif\" font-size=\"12\">\n", left + width + 90, h);
+  fprintf(f, "<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Where a step's device "
+             "time goes (share of profiled time)</text>\n");
+  for (int i = 0; i < n; i++) {
+    const bench_row *r = &rows[i];
+    int y = 40 + i * (bar + 8);
+    char label[400];
+    snprintf(label, sizeof label, "%.40s, batch %d", r->dev.name, r->batch);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", left - 8, y + bar / 2 + 4);
+    svg_escape(f, label);
+    fprintf(f, "</text>\n");
+    double total = 0;
+    for (int c = 0; c < WRN_CAT_COUNT; c++) total += r->prof.ms[c];
+    if (!r->ok || total <= 0) continue;
+    double x = left;
+    for (int c = 0; c < WRN_CAT_COUNT; c++) {
+      double w = width * r->prof.ms[c] / total;
+      if (w <= 0) continue;
+      fprintf(f, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"><title>",
+              x, y, w, bar, palette[c]);
+      svg_escape(f, wrn_op_cat_name((wrn_op_cat)c));
+      fprintf(f, ": %.2f ms (%.1f%%)</title></rect>\n", r->prof.ms[c] / r->prof_steps,
+              100 * r->prof.ms[c] / total);
+      x += w;
+    }
+    fprintf(f, "<text x=\"%.1f\" y=\"%d\">%.0f ms</text>\n", x + 5, y + bar / 2 + 4,
+            total / r->prof_steps);
+  }
+  int ly = 40 + n * (bar + 8) + 20;
+  for (int c = 0; c < WRN_CAT_COUNT; c++) {
+    int lx = 10 + (c % 5) * 165, yy = ly + (c / 5) * 20;
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>", lx, yy - 10,
+            palette[c]);
+    fprintf(f, "<text x=\"%d\" y=\"%d\">", lx + 16, yy);
+    svg_escape(f, wrn_op_cat_name((wrn_op_cat)c));
+    fprintf(f, "</text>\n");
+  }
+  fprintf(f, "</svg>\n");
+  fclose(f);
+  /* report.md */
+  snprintf(path, sizeof path, "%s/report.md", dir);
+  f = fopen(path, "w");
+  if (!f) return fprintf(stderr, "wrn bench: cannot write %s\n", path), 1;
+  fprintf(f, "# wrn bench: %s %s\n\n", o->model, o->eval ? "inference" : "training");
+  fprintf(f, "%d timed steps after %d warm-up steps on synthetic data; the profile is the mean "
+             "of %d further steps with OpenCL event profiling.\n\n",
+          o->steps, o->warmup, o->profile_steps);
+  fprintf(f, "![images/s](images_per_s.svg)\n\n![per-op profile](profile.svg)\n\n");
+  fprintf(f, "| platform | vendor | device | driver | batch | ms/step median [min..max] | img/s | "
+             "TFLOP/s | %% of FMA peak | peak memory MiB | kernels ready cold / warm (s) |\n");
+  fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (int i = 0; i < n; i++) {
+    const bench_row *r = &rows[i];
+    fprintf(f, "| %s | %s | %s | %s | %d | ", r->dev.platform_name, r->dev.vendor, r->dev.name,
+            r->dev.driver, r->batch);
+    if (!r->ok) {
+      fprintf(f, "failed: %s | | | | | |\n", r->error);
+      continue;
+    }
+    fprintf(f, "%.1f [%.1f..%.1f] | %.1f | %.3f | %.1f%% | %.1f | %.2f / %.2f |\n", r->ms_median,
+            r->ms_min, r->ms_max, r->images_per_s, r->tflops, 100 * r->peak_share,
+            r->mem_peak / 1048576.0, r->ready_cold_s, r->ready_warm_s);
+  }
+  for (int i = 0; i < n; i++) {
+    const bench_row *r = &rows[i];
+    if (!r->ok || !r->prof_steps) continue;
+    double total = 0;
+    for (int c = 0; c < WRN_CAT_COUNT; c++) total += r->prof.ms[c];
+    fprintf(f, "\n## %s, batch %d\n\n| op | ms | %% | GFLOP/s |\n|---|---|---|---|\n",
+            r->dev.name, r->batch);
+    for (int c = 0; c < WRN_CAT_COUNT; c++) {
+      if (!r->prof.launches[c]) continue;
+      fprintf(f, "| %s | %.2f | %.1f | ", wrn_op_cat_name((wrn_op_cat)c),
+              r->prof.ms[c] / r->prof_steps, 100 * r->prof.ms[c] / total);
+      if (r->prof.flops[c] > 0) fprintf(f, "%.1f |\n", r->prof.flops[c] / (r->prof.ms[c] * 1e-3) / 1e9);
+      else fprintf(f, " |\n");
+    }
+  }
+  fclose(f);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- command */
+
+int cmd_bench(int argc, char **argv) {
+  bench_opts o;
+  memset(&o, 0, sizeof o);
+  snprintf(o.model, sizeof o.model, "wrn-28-10");
+  o.classes = 10;
+  o.batches[0] = 128, o.nbatches = 1;
+  o.steps = 10, o.warmup = 3, o.profile_steps = 3;
+  static const char *const modes[] = {"train", "eval", NULL};
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout);
+      return 0;
+    }
+    if (!strcmp(a, "--all-devices")) {
+      o.all_devices = 1;
+      continue;
+    }
+    if (strncmp(a, "--", 2)) {
+      fprintf(stderr, "wrn bench: unexpected argument '%s'\n", a);
+      return 2;
+    }
+    if (!(v = arg_value("bench", argc, argv, &i))) return 2;
+    int rc = 0;
+    if (!strcmp(a, "--model")) {
+      wrn_model_spec s = {0, 0, 10, 0, 3, 32, 32};
+      if (wrn_model_parse(v, &s) != WRN_OK) {
+        fprintf(stderr, "wrn bench: --model: %s\n", wrn_last_error());
+        return 2;
+      }
+      snprintf(o.model, sizeof o.model, "wrn-%d-%d", s.depth, s.width);
+    } else if (!strcmp(a, "--batch"))
+      rc = arg_int_list("bench", a, v, 1, 1 << 20, o.batches, MAX_BATCHES, &o.nbatches);
+    else if (!strcmp(a, "--device"))
+      snprintf(o.device, sizeof o.device, "%s", v);
+    else if (!strcmp(a, "--steps"))
+      rc = arg_int("bench", a, v, 1, 100000, &o.steps);
+    else if (!strcmp(a, "--warmup"))
+      rc = arg_int("bench", a, v, 0, 100000, &o.warmup);
+    else if (!strcmp(a, "--profile-steps"))
+      rc = arg_int("bench", a, v, 0, 1000, &o.profile_steps);
+    else if (!strcmp(a, "--mode"))
+      rc = arg_choice("bench", a, v, modes, &o.eval);
+    else if (!strcmp(a, "--dropout"))
+      rc = arg_double("bench", a, v, 0, 0.99, &o.dropout);
+    else if (!strcmp(a, "--classes"))
+      rc = arg_int("bench", a, v, 2, 100000, &o.classes);
+    else if (!strcmp(a, "--json"))
+      o.json = v;
+    else if (!strcmp(a, "--report"))
+      o.report = v;
+    else {
+      fprintf(stderr, "wrn bench: unknown flag '%s'\n", a);
+      usage(stderr);
+      return 2;
+    }
+    if (rc) return rc;
+  }
+  if (o.nbatches == 0) {
+    fprintf(stderr, "wrn bench: --batch needs at least one size\n");
+    return 2;
+  }
+  if (o.all_devices && o.device[0]) {
+    fprintf(stderr, "wrn bench: give --device or --all-devices, not both\n");
+    return 2;
+  }
+  wrn_device_info *devs = NULL;
+  int ndev = 0;
+  if (o.all_devices) {
+    if (wrn_devices_list(&devs, &ndev) != WRN_OK) {
+      cli_error("bench", "listing devices");
+      return 1;
+    }
+  } else {
+    devs = malloc(sizeof *devs);
+    if (!devs || wrn_device_select(o.device[0] ? o.device : NULL, devs) != WRN_OK) {
+      cli_error("bench", "choosing a device");
+      free(devs);
+      return 1;
+    }
+    ndev = 1;
+  }
+  bench_row *rows = calloc((size_t)(ndev * o.nbatches), sizeof *rows);
+  if (!rows) {
+    free(devs);
+    return 1;
+  }
+  int nrows = 0, failed = 0;
+  for (int d = 0; d < ndev; d++) {
+    double cold = NAN, warm = NAN, peak = 0;
+    char err[1024] = "";
+    int bad = ready_times(&devs[d], &cold, &warm, err, sizeof err);
+    if (!bad) {
+      wrn_ctx *c;
+      wrn_ctx_options co = {WRN_F32, 0, 0};
+      if (wrn_ctx_open(&c, &devs[d], &co) != WRN_OK || wrn_probe_fma(c, &peak) != WRN_OK) {
+        snprintf(err, sizeof err, "peak probe: %s", wrn_last_error());
+        bad = 1;
+      }
+      wrn_ctx_free(bad ? NULL : c);
+    }
+    fprintf(stderr, "bench: %s (%s): kernels ready %.2f s cold, %.2f s warm; FMA peak %.1f "
+                    "GFLOP/s\n", devs[d].name, devs[d].platform_name, cold, warm, peak);
+    for (int b = 0; b < o.nbatches; b++) {
+      bench_row *r = &rows[nrows++];
+      if (bad) {
+        memset(r, 0, sizeof *r);
+        r->dev = devs[d];
+        r->batch = o.batches[b];
+        snprintf(r->error, sizeof r->error, "%s", err);
+      } else {
+        fprintf(stderr, "bench: %s, batch %d ...\n", devs[d].name, o.batches[b]);
+        bench_one(&o, &devs[d], o.batches[b], cold, warm, peak, r);
+      }
+      if (!r->ok) failed++;
+    }
+  }
+  print_rows(&o, rows, nrows);
+  int rc = 0;
+  if (o.json && write_json(o.json, &o, rows, nrows)) rc = 1;
+  if (o.report && write_report(o.report, &o, rows, nrows)) rc = 1;
+  if (o.report && !rc) printf("\nreport: %s/report.md\n", o.report);
+  free(rows);
+  free(devs);
+  /* Failing rows are results, not a failure of the command, unless nothing ran at all. */
+  if (!rc && failed == nrows) rc = 1;
+  return rc;
+}

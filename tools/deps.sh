@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what wrn needs on Debian 12, only what is missing, and says what it installs.
+# Usage: tools/deps.sh [--test]   (--test adds the packages the test suite needs)
+set -euo pipefail
+pkgs=(cmake gcc make pkg-config ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1
+      pocl-opencl-icd libclblast-dev clinfo)
+if [[ "${1:-}" == "--test" ]]; then
+  pkgs+=(libcmocka-dev)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  echo "deps: all present (${pkgs[*]})"
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: installed ${missing[*]}"
