@@ -150,7 +150,7 @@ static wrn_status gemm(wrn_ctx *ctx, wrn_op_cat cat, int ta, int tb, size_t m, s
                        wrn_mem c, size_t ldc) {
   const CLBlastTranspose tra = ta ? CLBlastTransposeYes : CLBlastTransposeNo;
   const CLBlastTranspose trb = tb ? CLBlastTransposeYes : CLBlastTransposeNo;
-  cl_event *ev = wrn_event_slot(ctx, cat, 2.0 * (double)m * (double)n * (double)k);
+  cl_event *ev = wrn_event_slot_span(ctx, cat, 2.0 * (double)m * (double)n * (double)k);
   if (ctx->dtype == WRN_F64)
     WRN_CLBLAST_CHECK(CLBlastDgemm(CLBlastLayoutRowMajor, tra, trb, m, n, k, 1.0, a.mem, a.off,
                                    lda, b.mem, b.off, ldb, beta, c.mem, c.off, ldc, &ctx->queue,
