@@ -181,7 +181,7 @@ static wrn_status launch_planes(wrn_ctx *ctx, cl_kernel k, size_t pixels, size_t
 static wrn_status im2col(wrn_ctx *ctx, wrn_mem col, wrn_mem x, const wrn_conv_shape *s,
                          const conv_plan *pl, int cnt) {
   cl_kernel k;
-  WRN_TRY(wrn_kernel_get(ctx, "conv", "im2col", &k));
+  WRN_TRY(wrn_kernel_get(ctx, "conv", s->k == 3 ? "im2col_k3" : "im2col", &k));
   WRN_ARG_MEM(k, 0, col);
   WRN_ARG_MEM(k, 2, x);
   WRN_ARG(k, 4, cl_int, s->c_in);
@@ -200,7 +200,14 @@ static wrn_status im2col(wrn_ctx *ctx, wrn_mem col, wrn_mem x, const wrn_conv_sh
 static wrn_status col2im(wrn_ctx *ctx, wrn_mem dx, wrn_mem col, const wrn_conv_shape *s,
                          const conv_plan *pl, int cnt, int accumulate) {
   cl_kernel k;
-  WRN_TRY(wrn_kernel_get(ctx, "conv", "col2im", &k));
+  /* Copies with the kernel size and stride built in, for the shapes WRNs use. */
+  const char *name = "col2im";
+  if ((s->k == 1 || s->k == 3) && (s->stride == 1 || s->stride == 2)) {
+    static const char *fixed[2][2] = {{"col2im_k1s1", "col2im_k1s2"},
+                                      {"col2im_k3s1", "col2im_k3s2"}};
+    name = fixed[s->k == 3][s->stride == 2];
+  }
+  WRN_TRY(wrn_kernel_get(ctx, "conv", name, &k));
   WRN_ARG_MEM(k, 0, dx);
   WRN_ARG_MEM(k, 2, col);
   WRN_ARG(k, 4, cl_int, s->c_in);
