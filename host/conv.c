@@ -341,8 +341,8 @@ wrn_status wrn_conv_warmup(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_mem ws, si
       st = wrn_conv_backward_weight(ctx, mw, my, mx, &ws_shape, ws, ws_elems, 0);
     if (st == WRN_OK) st = wrn_ctx_finish(ctx);
   }
-  wrn_release(&bx);
-  wrn_release(&by);
-  wrn_release(&bw);
+  wrn_free_mem(ctx, &bx);
+  wrn_free_mem(ctx, &by);
+  wrn_free_mem(ctx, &bw);
   return st;
 }

@@ -360,7 +360,13 @@ static void test_profile_and_warmup(void **state) {
   const wrn_conv_shape s = {3, 4, 6, 5, 5, 3, 2, 1};
   size_t ws_n;
   cl_mem WS = ws_alloc(ctx, &s, wrn_conv_workspace(&s, 0) / 2, &ws_n);
+  size_t held0, held1, peak;
+  wrn_ctx_mem_stats(ctx, &held0, &peak);
   WT_OK(wrn_conv_warmup(ctx, &s, t_mem(WS), ws_n));
+  /* Its scratch tensors are returned, and the context's count says so. */
+  wrn_ctx_mem_stats(ctx, &held1, &peak);
+  assert_int_equal(held1, held0);
+  assert_true(peak > held0);
   wrn_profile p;
   WT_OK(wrn_profile_collect(ctx, NULL));
   memset(&p, 0, sizeof p);
