@@ -150,7 +150,7 @@ static wrn_status gemm(wrn_ctx *ctx, wrn_op_cat cat, int ta, int tb, size_t m, s
                        wrn_mem c, size_t ldc) {
   const CLBlastTranspose tra = ta ? CLBlastTransposeYes : CLBlastTransposeNo;
   const CLBlastTranspose trb = tb ? CLBlastTransposeYes : CLBlastTransposeNo;
-  cl_event *ev = wrn_event_slot(ctx, cat, 2.0 * (double)m * (double)n * (double)k);
+  cl_event *ev = wrn_event_slot_span(ctx, cat, 2.0 * (double)m * (double)n * (double)k);
   if (ctx->dtype == WRN_F64)
     WRN_CLBLAST_CHECK(CLBlastDgemm(CLBlastLayoutRowMajor, tra, trb, m, n, k, 1.0, a.mem, a.off,
                                    lda, b.mem, b.off, ldb, beta, c.mem, c.off, ldc, &ctx->queue,
@@ -162,13 +162,18 @@ static wrn_status gemm(wrn_ctx *ctx, wrn_op_cat cat, int ta, int tb, size_t m, s
   return WRN_OK;
 }
 
-/* Work-group width along the pixel dimension: fixed, so that PoCL compiles each kernel once
- * rather than once per image size. */
-static size_t plane_wg(const wrn_ctx *ctx) { return ctx->max_wg < 64 ? ctx->max_wg : 64; }
-
+/* Work-groups of up to 256 items: L0 along the pixels of a plane (a power of two covering
+ * the plane when it is small), L1 = 256 / L0 planes. Adjacent work-items touch adjacent
+ * pixels (coalesced on GPUs), no work-item idles on 8x8 maps, and the groups are large:
+ * PoCL pays a fixed cost per work-group, which made 64-item groups twice as slow on CPUs.
+ * The plane index is constant along dimension 0, so PoCL hoists its divisions out of its
+ * loop over work-items. */
 static wrn_status launch_planes(wrn_ctx *ctx, cl_kernel k, size_t pixels, size_t planes) {
-  size_t lws[2] = {plane_wg(ctx), 1};
-  size_t gws[2] = {wrn_round_up(pixels, lws[0]), planes};
+  const size_t cap = ctx->max_wg < 256 ? ctx->max_wg : 256;
+  size_t l0 = 1;
+  while (l0 < pixels && l0 < cap) l0 *= 2;
+  size_t lws[2] = {l0, cap / l0};
+  size_t gws[2] = {wrn_round_up(pixels, lws[0]), wrn_round_up(planes, lws[1])};
   return wrn_enqueue(ctx, k, 2, gws, lws, WRN_CAT_IM2COL, 0);
 }
 
@@ -176,7 +181,7 @@ static wrn_status launch_planes(wrn_ctx *ctx, cl_kernel k, size_t pixels, size_t
 static wrn_status im2col(wrn_ctx *ctx, wrn_mem col, wrn_mem x, const wrn_conv_shape *s,
                          const conv_plan *pl, int cnt) {
   cl_kernel k;
-  WRN_TRY(wrn_kernel_get(ctx, "conv", "im2col", &k));
+  WRN_TRY(wrn_kernel_get(ctx, "conv", s->k == 3 ? "im2col_k3" : "im2col", &k));
   WRN_ARG_MEM(k, 0, col);
   WRN_ARG_MEM(k, 2, x);
   WRN_ARG(k, 4, cl_int, s->c_in);
@@ -195,7 +200,14 @@ static wrn_status im2col(wrn_ctx *ctx, wrn_mem col, wrn_mem x, const wrn_conv_sh
 static wrn_status col2im(wrn_ctx *ctx, wrn_mem dx, wrn_mem col, const wrn_conv_shape *s,
                          const conv_plan *pl, int cnt, int accumulate) {
   cl_kernel k;
-  WRN_TRY(wrn_kernel_get(ctx, "conv", "col2im", &k));
+  /* Copies with the kernel size and stride built in, for the shapes WRNs use. */
+  const char *name = "col2im";
+  if ((s->k == 1 || s->k == 3) && (s->stride == 1 || s->stride == 2)) {
+    static const char *fixed[2][2] = {{"col2im_k1s1", "col2im_k1s2"},
+                                      {"col2im_k3s1", "col2im_k3s2"}};
+    name = fixed[s->k == 3][s->stride == 2];
+  }
+  WRN_TRY(wrn_kernel_get(ctx, "conv", name, &k));
   WRN_ARG_MEM(k, 0, dx);
   WRN_ARG_MEM(k, 2, col);
   WRN_ARG(k, 4, cl_int, s->c_in);
@@ -329,8 +341,8 @@ wrn_status wrn_conv_warmup(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_mem ws, si
       st = wrn_conv_backward_weight(ctx, mw, my, mx, &ws_shape, ws, ws_elems, 0);
     if (st == WRN_OK) st = wrn_ctx_finish(ctx);
   }
-  wrn_release(&bx);
-  wrn_release(&by);
-  wrn_release(&bw);
+  wrn_free_mem(ctx, &bx);
+  wrn_free_mem(ctx, &by);
+  wrn_free_mem(ctx, &bw);
   return st;
 }

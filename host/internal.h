@@ -65,6 +65,7 @@ typedef struct wrn_kernel_entry {
 
 typedef struct wrn_event_rec {
   cl_event ev;
+  cl_event start; /* NULL, or a marker whose end stands for the start (wrn_event_slot_span) */
   wrn_op_cat cat;
   double flops;
 } wrn_event_rec;
@@ -106,6 +107,10 @@ wrn_status wrn_enqueue_1d(wrn_ctx *ctx, cl_kernel k, size_t n, wrn_op_cat cat);
 /* Where to store an event for a call made outside wrn_enqueue (CLBlast, copies); NULL when
  * profiling is off. The event is owned by the context afterwards. */
 cl_event *wrn_event_slot(wrn_ctx *ctx, wrn_op_cat cat, double flops);
+/* Like wrn_event_slot, for a call that enqueues several commands but hands back the event of
+ * the last one only (CLBlast: pad/transpose kernels, the GEMM, a copy back). A marker is
+ * enqueued first and its end taken as the start, so the profile times the whole call. */
+cl_event *wrn_event_slot_span(wrn_ctx *ctx, wrn_op_cat cat, double flops);
 size_t wrn_round_up(size_t x, size_t m);
 
 /* Program build and cache (program.c). */

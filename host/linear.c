@@ -10,7 +10,7 @@ static wrn_status gemm(wrn_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
                        size_t lda, wrn_mem b, size_t ldb, double beta, wrn_mem c, size_t ldc) {
   const CLBlastTranspose tra = ta ? CLBlastTransposeYes : CLBlastTransposeNo;
   const CLBlastTranspose trb = tb ? CLBlastTransposeYes : CLBlastTransposeNo;
-  cl_event *ev = wrn_event_slot(ctx, WRN_CAT_LINEAR, 2.0 * (double)m * (double)n * (double)k);
+  cl_event *ev = wrn_event_slot_span(ctx, WRN_CAT_LINEAR, 2.0 * (double)m * (double)n * (double)k);
   if (ctx->dtype == WRN_F64)
     WRN_CLBLAST_CHECK(CLBlastDgemm(CLBlastLayoutRowMajor, tra, trb, m, n, k, 1.0, a.mem, a.off,
                                    lda, b.mem, b.off, ldb, beta, c.mem, c.off, ldc, &ctx->queue,

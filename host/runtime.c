@@ -252,7 +252,10 @@ void wrn_ctx_free(wrn_ctx *ctx) {
   if (!ctx) return;
   if (ctx->queue) clFinish(ctx->queue);
   if (ctx->tqueue) clFinish(ctx->tqueue);
-  for (int i = 0; i < ctx->nevents; i++) clReleaseEvent(ctx->events[i].ev);
+  for (int i = 0; i < ctx->nevents; i++) {
+    if (ctx->events[i].ev) clReleaseEvent(ctx->events[i].ev);
+    if (ctx->events[i].start) clReleaseEvent(ctx->events[i].start);
+  }
   free(ctx->events);
   for (int i = 0; i < ctx->nkernels; i++) clReleaseKernel(ctx->kernels[i].kernel);
   free(ctx->kernels);
@@ -324,9 +327,19 @@ cl_event *wrn_event_slot(wrn_ctx *ctx, wrn_op_cat cat, double flops) {
   }
   wrn_event_rec *r = &ctx->events[ctx->nevents++];
   r->ev = NULL;
+  r->start = NULL;
   r->cat = cat;
   r->flops = flops;
   return &r->ev;
+}
+
+cl_event *wrn_event_slot_span(wrn_ctx *ctx, wrn_op_cat cat, double flops) {
+  cl_event *ev = wrn_event_slot(ctx, cat, flops);
+  if (!ev) return NULL;
+  wrn_event_rec *r = &ctx->events[ctx->nevents - 1];
+  /* Without the marker the record still times the last command. */
+  if (clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &r->start) != CL_SUCCESS) r->start = NULL;
+  return ev;
 }
 
 size_t wrn_round_up(size_t x, size_t m) { return m ? (x + m - 1) / m * m : x; }
@@ -372,11 +385,17 @@ wrn_status wrn_profile_collect(wrn_ctx *ctx, wrn_profile *acc) {
   }
   for (int i = 0; i < ctx->nevents; i++) {
     wrn_event_rec *r = &ctx->events[i];
-    if (!r->ev) continue;
+    cl_event start = r->start;
+    r->start = NULL;
+    if (!r->ev) {
+      if (start) clReleaseEvent(start);
+      continue;
+    }
     cl_ulong t0 = 0, t1 = 0;
     if (s == WRN_OK && acc &&
-        clGetEventProfilingInfo(r->ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) ==
-            CL_SUCCESS &&
+        clGetEventProfilingInfo(start ? start : r->ev,
+                                start ? CL_PROFILING_COMMAND_END : CL_PROFILING_COMMAND_START,
+                                sizeof t0, &t0, NULL) == CL_SUCCESS &&
         clGetEventProfilingInfo(r->ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) ==
             CL_SUCCESS) {
       acc->ms[r->cat] += (double)(t1 - t0) * 1e-6;
@@ -384,6 +403,7 @@ wrn_status wrn_profile_collect(wrn_ctx *ctx, wrn_profile *acc) {
       acc->launches[r->cat]++;
     }
     clReleaseEvent(r->ev);
+    if (start) clReleaseEvent(start);
   }
   ctx->nevents = 0;
   return s;

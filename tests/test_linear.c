@@ -8,10 +8,10 @@
 #include <string.h>
 
 /* Float tolerance for a sum of L products of values in [-1, 1] (see test_conv.c for the
- * reasoning): atol = 3e-7 * L is about 5 eps * L, rtol 1e-6 the final rounding. Double: the
- * same with a factor 1e3 of head room over eps = 1.1e-16 for these short sums. */
+ * reasoning): atol = 3e-7 * L is about 5 eps * L, rtol 1e-6 the final rounding. Double:
+ * 1e-15 * L, about 9 eps * L with eps = 1.1e-16. */
 static t_tol tol_for(wrn_ctx *ctx, size_t L) {
-  return t_tol_for(ctx, (t_tol){3e-7 * (double)L, 1e-6}, (t_tol){1e-13 * (double)L, 1e-12});
+  return t_tol_for(ctx, (t_tol){3e-7 * (double)L, 1e-6}, (t_tol){1e-15 * (double)L, 1e-12});
 }
 
 typedef struct lin_shape {
