@@ -1,15 +1,20 @@
 /* Batch norm over x[n][c][hw] (NCHW with h*w flattened to hw).
  *
  * Per-channel reductions run in two levels so that a channel with a large n*hw still spreads
- * over many work-groups: the n*hw values of a channel, taken image-major, are cut into chunks
- * of chunk_len; a work-group of a power-of-two size reduces one (chunk, channel) into a
- * partial, then one work-group per channel merges that channel's partials. Both levels use a
- * fixed order (strided per-work-item loops, then a local-memory tree), so two runs give the
- * same bits. Statistics use Welford per work-item and Chan's pairwise merge, which stays
- * accurate when the mean is large compared with the spread (E[x^2]-E[x]^2 in float does not).
+ * over many work-groups: a channel's images are cut into chunks of imgs_per_chunk images; a
+ * work-group reduces one (chunk, channel) into a partial, then one work-group per channel
+ * merges that channel's partials. Both levels use a fixed order (strided per-work-item loops,
+ * then a local-memory tree), so two runs give the same bits. Statistics use Welford per
+ * work-item and Chan's pairwise merge, which stay accurate when the mean is large compared
+ * with the spread (E[x^2]-E[x]^2 in float does not).
  *
- * Host-side guarantees: every size fits in uint, n*c*hw < 2^32, work-group sizes are powers
- * of two, chunk_len is a multiple of the work-group size.
+ * Partial work-groups are (l0, l1): l0 work-items along hw, l1 along the chunk's images, so
+ * neighbouring work-items read neighbouring addresses. Element-wise kernels run on a
+ * (hw, c, n) grid, so the channel comes from the grid instead of a division per element
+ * (PoCL then vectorises the innermost dimension; GPUs see coalesced rows).
+ *
+ * Host-side guarantees: n*c*hw < 2^31, n and c < 65536, work-group sizes l0 * l1 are powers
+ * of two.
  */
 
 /* Folds (nb, mb, m2b) into (na, ma, m2a): Chan et al.'s pairwise update. */
@@ -59,49 +64,34 @@ inline void bn_tree_sum2(__local real *a, __local real *b, uint lid, uint lsz) {
   barrier(CLK_LOCAL_MEM_FENCE);
 }
 
-/* Walks the elements of one (chunk, channel) that work-item lid owns. The position j in the
- * channel's image-major sequence maps to offset img*c*hw + p; stepping j by lsz moves p by
- * lsz % hw and img by lsz / hw, with one carry, so no division per element. */
-#define BN_WALK_BEGIN                                                                       \
-  uint N = n * hw;                                                                          \
-  uint lid = get_local_id(0), lsz = get_local_size(0);                                      \
-  uint chunk = get_group_id(0), ch = get_group_id(1);                                      \
-  uint j = chunk * chunk_len + lid;                                                         \
-  uint jend = min(N, chunk * chunk_len + chunk_len);                                        \
-  ulong chw = (ulong)c * hw;                                                                \
-  uint p = j % hw;                                                                          \
-  ulong off = (ulong)(j / hw) * chw + p + (ulong)ch * hw;                                   \
-  uint r = lsz % hw;                                                                        \
-  ulong step = (ulong)(lsz / hw) * chw + r;                                                 \
-  for (; j < jend; j += lsz) {
-#define BN_WALK_END                                                                         \
-  off += step;                                                                              \
-  p += r;                                                                                   \
-  if (p >= hw) {                                                                            \
-    p -= hw;                                                                                \
-    off += chw - hw;                                                                        \
-  }                                                                                         \
-  }
-
-/* part[ch][chunk] = (mean, m2) of that chunk; grid (nchunks * lsz, c), local (lsz, 1). */
+/* part[ch][chunk] = (mean, m2) of that chunk. Grid (l0, l1 * nchunks, c), local (l0, l1, 1). */
 __kernel void bn_stats_partial(__global real *part, ulong part_off, __global const real *x,
-                               ulong x_off, uint n, uint c, uint hw, uint chunk_len,
+                               ulong x_off, uint n, uint c, uint hw, uint imgs_per_chunk,
                                uint nchunks, __local uint *lc, __local real *lm,
                                __local real *l2) {
-  __global const real *xp = x + x_off;
+  uint l0 = get_local_size(0), l1 = get_local_size(1);
+  uint a = get_local_id(0), b = get_local_id(1), lid = b * l0 + a;
+  uint chunk = get_group_id(1), ch = get_group_id(2);
+  uint i1 = min(n, (chunk + 1) * imgs_per_chunk);
+  __global const real *xp = x + x_off + (ulong)ch * hw;
+  ulong chw = (ulong)c * hw;
   uint cnt = 0;
   real mean = 0, m2 = 0;
-  BN_WALK_BEGIN
-  real v = xp[off];
-  cnt++;
-  real d = v - mean;
-  mean += d / (real)cnt;
-  m2 += d * (v - mean);
-  BN_WALK_END
+  for (uint img = chunk * imgs_per_chunk + b; img < i1; img += l1) {
+    __global const real *row = xp + img * chw;
+#pragma unroll 4
+    for (uint p = a; p < hw; p += l0) {
+      real v = row[p];
+      cnt++;
+      real d = v - mean;
+      mean += d / (real)cnt;
+      m2 += d * (v - mean);
+    }
+  }
   lc[lid] = cnt;
   lm[lid] = mean;
   l2[lid] = m2;
-  bn_tree_merge(lc, lm, l2, lid, lsz);
+  bn_tree_merge(lc, lm, l2, lid, l0 * l1);
   if (lid == 0) {
     ulong o = part_off + 2 * ((ulong)ch * nchunks + chunk);
     part[o] = lm[0];
@@ -114,16 +104,19 @@ __kernel void bn_stats_partial(__global real *part, ulong part_off, __global con
 __kernel void bn_stats_final(__global real *save_mean, ulong sm_off, __global real *save_invstd,
                              ulong si_off, __global real *run_mean, ulong rm_off,
                              __global real *run_var, ulong rv_off, __global const real *part,
-                             ulong part_off, uint n, uint hw, uint chunk_len, uint nchunks,
-                             real momentum, real eps, __local uint *lc, __local real *lm,
-                             __local real *l2) {
+                             ulong part_off, uint n, uint hw, uint imgs_per_chunk,
+                             uint nchunks, real momentum, real eps, __local uint *lc,
+                             __local real *lm, __local real *l2) {
   uint ch = get_group_id(0), lid = get_local_id(0), lsz = get_local_size(0);
   uint N = n * hw;
   uint cnt = 0;
   real mean = 0, m2 = 0;
   __global const real *pp = part + part_off + 2 * (ulong)ch * nchunks;
-  for (uint k = lid; k < nchunks; k += lsz)
-    bn_merge(&cnt, &mean, &m2, min(chunk_len, N - k * chunk_len), pp[2 * k], pp[2 * k + 1]);
+  for (uint k = lid; k < nchunks; k += lsz) {
+    uint i0 = k * imgs_per_chunk;
+    bn_merge(&cnt, &mean, &m2, (min(n, i0 + imgs_per_chunk) - i0) * hw, pp[2 * k],
+             pp[2 * k + 1]);
+  }
   lc[lid] = cnt;
   lm[lid] = mean;
   l2[lid] = m2;
@@ -140,15 +133,15 @@ __kernel void bn_stats_final(__global real *save_mean, ulong sm_off, __global re
 }
 
 /* y = gamma (x - mean) s + beta, s = invstd[ch] (stat_is_var = 0) or 1/sqrt(stat[ch] + eps)
- * (inference with the running variance); optionally ReLU. One work-item per element. */
+ * (inference with the running variance); optionally ReLU. Grid (hw, c, n). */
 __kernel void bn_apply(__global real *y, ulong y_off, __global const real *x, ulong x_off,
                        __global const real *mean, ulong m_off, __global const real *stat,
                        ulong s_off, __global const real *gamma, ulong g_off,
-                       __global const real *beta, ulong b_off, uint n, uint c, uint hw,
+                       __global const real *beta, ulong b_off, uint c, uint hw,
                        int stat_is_var, real eps, int relu) {
-  uint i = get_global_id(0);
-  if (i >= n * c * hw) return;
-  uint ch = (i / hw) % c;
+  uint p = get_global_id(0), ch = get_global_id(1), img = get_global_id(2);
+  if (p >= hw || ch >= c) return;
+  ulong i = ((ulong)img * c + ch) * hw + p;
   real s = stat[s_off + ch];
   if (stat_is_var) s = (real)1 / sqrt(s + eps);
   real v = gamma[g_off + ch] * ((x[x_off + i] - mean[m_off + ch]) * s) + beta[b_off + ch];
@@ -156,26 +149,34 @@ __kernel void bn_apply(__global real *y, ulong y_off, __global const real *x, ul
   y[y_off + i] = v;
 }
 
-/* part[ch][chunk] = (sum g, sum g (x - mean)) with g = dy masked by y > 0 when relu. */
+/* part[ch][chunk] = (sum g, sum g (x - mean)) with g = dy masked by y > 0 when relu. Same grid
+ * as bn_stats_partial. */
 __kernel void bn_bwd_partial(__global real *part, ulong part_off, __global const real *dy,
                              ulong dy_off, __global const real *x, ulong x_off,
                              __global const real *y, ulong y_off, __global const real *mean,
-                             ulong m_off, uint n, uint c, uint hw, uint chunk_len,
+                             ulong m_off, uint n, uint c, uint hw, uint imgs_per_chunk,
                              uint nchunks, int relu, __local real *la, __local real *lb) {
-  __global const real *dyp = dy + dy_off;
-  __global const real *xp = x + x_off;
-  __global const real *yp = y + y_off;
-  real m = mean[m_off + get_group_id(1)];
+  uint l0 = get_local_size(0), l1 = get_local_size(1);
+  uint a = get_local_id(0), b = get_local_id(1), lid = b * l0 + a;
+  uint chunk = get_group_id(1), ch = get_group_id(2);
+  uint i1 = min(n, (chunk + 1) * imgs_per_chunk);
+  ulong coff = (ulong)ch * hw, chw = (ulong)c * hw;
+  __global const real *dyp = dy + dy_off + coff, *xp = x + x_off + coff, *yp = y + y_off + coff;
+  real m = mean[m_off + ch];
   real sg = 0, sgx = 0;
-  BN_WALK_BEGIN
-  real g = dyp[off];
-  if (relu && !(yp[off] > (real)0)) g = 0;
-  sg += g;
-  sgx += g * (xp[off] - m);
-  BN_WALK_END
+  for (uint img = chunk * imgs_per_chunk + b; img < i1; img += l1) {
+    ulong r = img * chw;
+#pragma unroll 4
+    for (uint p = a; p < hw; p += l0) {
+      real g = dyp[r + p];
+      if (relu && !(yp[r + p] > (real)0)) g = 0;
+      sg += g;
+      sgx += g * (xp[r + p] - m);
+    }
+  }
   la[lid] = sg;
   lb[lid] = sgx;
-  bn_tree_sum2(la, lb, lid, lsz);
+  bn_tree_sum2(la, lb, lid, l0 * l1);
   if (lid == 0) {
     ulong o = part_off + 2 * ((ulong)ch * nchunks + chunk);
     part[o] = la[0];
@@ -221,15 +222,15 @@ __kernel void bn_bwd_final(__global real *dgamma, ulong dg_off, __global real *d
   }
 }
 
-/* dx (+)= A (g - B - (x - mean) D), one work-item per element. */
+/* dx (+)= A (g - B - (x - mean) D). Grid (hw, c, n). */
 __kernel void bn_bwd_dx(__global real *dx, ulong dx_off, __global const real *dy, ulong dy_off,
                         __global const real *x, ulong x_off, __global const real *y,
                         ulong y_off, __global const real *mean, ulong m_off,
-                        __global const real *coef, ulong coef_off, uint n, uint c, uint hw,
-                        int relu, int accumulate) {
-  uint i = get_global_id(0);
-  if (i >= n * c * hw) return;
-  uint ch = (i / hw) % c;
+                        __global const real *coef, ulong coef_off, uint c, uint hw, int relu,
+                        int accumulate) {
+  uint p = get_global_id(0), ch = get_global_id(1), img = get_global_id(2);
+  if (p >= hw || ch >= c) return;
+  ulong i = ((ulong)img * c + ch) * hw + p;
   real g = dy[dy_off + i];
   if (relu && !(y[y_off + i] > (real)0)) g = 0;
   __global const real *k = coef + coef_off + 3 * (ulong)ch;

@@ -1,6 +1,6 @@
 /* Batch norm (cl/bn.cl): training forward, inference forward, backward; ReLU optionally fused.
  *
- * Training forward: bn_stats_partial (one work-group per (chunk, channel)) ->
+ * Training forward: bn_stats_partial (one work-group per (image chunk, channel)) ->
  * bn_stats_final (one work-group per channel: save_mean, save_invstd, running stats) ->
  * bn_apply (per element). Backward: bn_bwd_partial -> bn_bwd_final (dgamma, dbeta and the
  * per-channel dx coefficients) -> bn_bwd_dx. The partials live in a scratch buffer owned by
@@ -9,16 +9,22 @@
 
 #include <math.h>
 
-/* Elements each work-item of a partial reduction handles: enough to hide memory latency on
- * GPUs, small enough that a channel of a 32x32 layer at batch 128 still spreads over 32
- * work-groups (the stem's 16 channels alone must fill a large GPU). */
-#define BN_ITEMS_PER_WI 16
+/* Values a partial-reduction work-group reduces: enough per work-item (16) to hide memory
+ * latency on GPUs, few enough that a channel of a 32x32 layer at batch 128 still spreads over
+ * 32 work-groups (the stem's 16 channels alone must fill a large GPU). */
+#define BN_CHUNK_VALUES 4096
 /* Work-group size of the per-channel merge of partials (a channel rarely has more). */
 #define BN_FINAL_WG 64
 
 static size_t pow2_floor(size_t v) {
   size_t p = 1;
   while (p * 2 <= v) p *= 2;
+  return p;
+}
+
+static size_t pow2_ceil(size_t v) {
+  size_t p = 1;
+  while (p < v) p *= 2;
   return p;
 }
 
@@ -57,7 +63,11 @@ static wrn_status bn_check(const char *fn, wrn_ctx *ctx, int n, int c, int hw,
   if (n < 1 || c < 1 || hw < 1)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                     "%s: sizes must be positive, got n=%d c=%d hw=%d", fn, n, c, hw);
-  /* Kernels index with 32-bit integers, with headroom for strided loops. */
+  /* Grids put c and n in dimensions 1 and 2, which some devices (NVIDIA) cap at 65535
+   * work-groups; per-channel sizes use 32-bit integers. */
+  if (n > 65535 || c > 65535)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "%s: n=%d and c=%d must each be at most 65535; split the batch", fn, n, c);
   if ((double)n * c * hw > (double)INT32_MAX)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                     "%s: n*c*hw = %.0f elements is too large (at most %d per call); split "
@@ -72,20 +82,53 @@ static wrn_status bn_flag(const char *fn, const char *what, int v) {
   return WRN_OK;
 }
 
-/* The chunking of a channel's n*hw values for the partial reductions. */
+/* A (l0, l1) work-group for a (hw, rows) layout: l0 covers hw up to the total, l1 the rest,
+ * both within the device's per-dimension limits. */
+static wrn_status bn_wg2(wrn_ctx *ctx, cl_kernel k, int hw, size_t *l0, size_t *l1) {
+  size_t total, dims[3] = {0, 0, 0};
+  WRN_TRY(bn_wg(ctx, k, 256, &total));
+  WRN_CL_CHECK(clGetDeviceInfo(ctx->dev.device, CL_DEVICE_MAX_WORK_ITEM_SIZES, sizeof dims, dims,
+                               NULL));
+  size_t a = pow2_ceil((size_t)hw);
+  if (a > total) a = total;
+  if (dims[0] && a > dims[0]) a = pow2_floor(dims[0]);
+  size_t b = total / a;
+  if (dims[1] && b > dims[1]) b = pow2_floor(dims[1]);
+  *l0 = a;
+  *l1 = b;
+  return WRN_OK;
+}
+
+/* Launches an element-wise kernel on the (hw, c, n) grid. */
+static wrn_status bn_launch_elem(wrn_ctx *ctx, cl_kernel k, int n, int c, int hw) {
+  size_t l0, l1;
+  WRN_TRY(bn_wg2(ctx, k, hw, &l0, &l1));
+  if (l1 > pow2_ceil((size_t)c)) l1 = pow2_ceil((size_t)c);
+  size_t g[3] = {wrn_round_up((size_t)hw, l0), wrn_round_up((size_t)c, l1), (size_t)n};
+  size_t l[3] = {l0, l1, 1};
+  return wrn_enqueue(ctx, k, 3, g, l, WRN_CAT_BN, 0);
+}
+
+/* How a channel's images are cut into chunks for the partial reductions. */
 typedef struct bn_plan {
-  size_t lsz;       /* work-group size of the partial kernel */
-  cl_uint chunk;    /* values per chunk, a multiple of lsz */
-  cl_uint nchunks;  /* chunks per channel */
+  size_t l0, l1;      /* work-group of the partial kernel */
+  cl_uint ipc;        /* images per chunk */
+  cl_uint nchunks;    /* chunks per channel */
 } bn_plan;
 
 static wrn_status bn_plan_make(wrn_ctx *ctx, cl_kernel partial, int n, int hw, bn_plan *pl) {
-  WRN_TRY(bn_wg(ctx, partial, 256, &pl->lsz));
-  size_t N = (size_t)n * (size_t)hw;
-  size_t chunk = pl->lsz * BN_ITEMS_PER_WI;
-  pl->chunk = (cl_uint)chunk;
-  pl->nchunks = (cl_uint)((N + chunk - 1) / chunk);
+  WRN_TRY(bn_wg2(ctx, partial, hw, &pl->l0, &pl->l1));
+  size_t ipc = BN_CHUNK_VALUES / (size_t)hw;
+  if (ipc < 1) ipc = 1;
+  if (ipc > (size_t)n) ipc = (size_t)n;
+  pl->ipc = (cl_uint)ipc;
+  pl->nchunks = (cl_uint)(((size_t)n + ipc - 1) / ipc);
   return WRN_OK;
+}
+
+static wrn_status bn_launch_partial(wrn_ctx *ctx, cl_kernel k, int c, const bn_plan *pl) {
+  size_t g[3] = {pl->l0, pl->l1 * pl->nchunks, (size_t)c}, l[3] = {pl->l0, pl->l1, 1};
+  return wrn_enqueue(ctx, k, 3, g, l, WRN_CAT_BN, 0);
 }
 
 wrn_status wrn_bn_forward_train(wrn_ctx *ctx, wrn_mem y, wrn_mem save_mean, wrn_mem save_invstd,
@@ -121,13 +164,12 @@ wrn_status wrn_bn_forward_train(wrn_ctx *ctx, wrn_mem y, wrn_mem save_mean, wrn_
   WRN_ARG(kp, 4, cl_uint, (cl_uint)n);
   WRN_ARG(kp, 5, cl_uint, (cl_uint)c);
   WRN_ARG(kp, 6, cl_uint, (cl_uint)hw);
-  WRN_ARG(kp, 7, cl_uint, pl.chunk);
+  WRN_ARG(kp, 7, cl_uint, pl.ipc);
   WRN_ARG(kp, 8, cl_uint, pl.nchunks);
-  WRN_CL_CHECK(clSetKernelArg(kp, 9, pl.lsz * sizeof(cl_uint), NULL));
-  WRN_CL_CHECK(clSetKernelArg(kp, 10, pl.lsz * rs, NULL));
-  WRN_CL_CHECK(clSetKernelArg(kp, 11, pl.lsz * rs, NULL));
-  size_t gp[2] = {pl.lsz * pl.nchunks, (size_t)c}, lp[2] = {pl.lsz, 1};
-  WRN_TRY(wrn_enqueue(ctx, kp, 2, gp, lp, WRN_CAT_BN, 0));
+  WRN_CL_CHECK(clSetKernelArg(kp, 9, pl.l0 * pl.l1 * sizeof(cl_uint), NULL));
+  WRN_CL_CHECK(clSetKernelArg(kp, 10, pl.l0 * pl.l1 * rs, NULL));
+  WRN_CL_CHECK(clSetKernelArg(kp, 11, pl.l0 * pl.l1 * rs, NULL));
+  WRN_TRY(bn_launch_partial(ctx, kp, c, &pl));
 
   size_t lf;
   WRN_TRY(bn_wg(ctx, kf, BN_FINAL_WG, &lf));
@@ -138,7 +180,7 @@ wrn_status wrn_bn_forward_train(wrn_ctx *ctx, wrn_mem y, wrn_mem save_mean, wrn_
   WRN_ARG_MEM(kf, 8, part);
   WRN_ARG(kf, 10, cl_uint, (cl_uint)n);
   WRN_ARG(kf, 11, cl_uint, (cl_uint)hw);
-  WRN_ARG(kf, 12, cl_uint, pl.chunk);
+  WRN_ARG(kf, 12, cl_uint, pl.ipc);
   WRN_ARG(kf, 13, cl_uint, pl.nchunks);
   WRN_ARG_REAL(ctx, kf, 14, momentum);
   WRN_ARG_REAL(ctx, kf, 15, eps);
@@ -154,13 +196,12 @@ wrn_status wrn_bn_forward_train(wrn_ctx *ctx, wrn_mem y, wrn_mem save_mean, wrn_
   WRN_ARG_MEM(ka, 6, save_invstd);
   WRN_ARG_MEM(ka, 8, gamma);
   WRN_ARG_MEM(ka, 10, beta);
-  WRN_ARG(ka, 12, cl_uint, (cl_uint)n);
-  WRN_ARG(ka, 13, cl_uint, (cl_uint)c);
-  WRN_ARG(ka, 14, cl_uint, (cl_uint)hw);
-  WRN_ARG(ka, 15, cl_int, 0);
-  WRN_ARG_REAL(ctx, ka, 16, eps);
-  WRN_ARG(ka, 17, cl_int, relu);
-  return wrn_enqueue_1d(ctx, ka, (size_t)n * c * hw, WRN_CAT_BN);
+  WRN_ARG(ka, 12, cl_uint, (cl_uint)c);
+  WRN_ARG(ka, 13, cl_uint, (cl_uint)hw);
+  WRN_ARG(ka, 14, cl_int, 0);
+  WRN_ARG_REAL(ctx, ka, 15, eps);
+  WRN_ARG(ka, 16, cl_int, relu);
+  return bn_launch_elem(ctx, ka, n, c, hw);
 }
 
 wrn_status wrn_bn_forward_infer(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem gamma, wrn_mem beta,
@@ -182,13 +223,12 @@ wrn_status wrn_bn_forward_infer(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem gamm
   WRN_ARG_MEM(ka, 6, running_var);
   WRN_ARG_MEM(ka, 8, gamma);
   WRN_ARG_MEM(ka, 10, beta);
-  WRN_ARG(ka, 12, cl_uint, (cl_uint)n);
-  WRN_ARG(ka, 13, cl_uint, (cl_uint)c);
-  WRN_ARG(ka, 14, cl_uint, (cl_uint)hw);
-  WRN_ARG(ka, 15, cl_int, 1);
-  WRN_ARG_REAL(ctx, ka, 16, eps);
-  WRN_ARG(ka, 17, cl_int, relu);
-  return wrn_enqueue_1d(ctx, ka, (size_t)n * c * hw, WRN_CAT_BN);
+  WRN_ARG(ka, 12, cl_uint, (cl_uint)c);
+  WRN_ARG(ka, 13, cl_uint, (cl_uint)hw);
+  WRN_ARG(ka, 14, cl_int, 1);
+  WRN_ARG_REAL(ctx, ka, 15, eps);
+  WRN_ARG(ka, 16, cl_int, relu);
+  return bn_launch_elem(ctx, ka, n, c, hw);
 }
 
 wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbeta, wrn_mem dy,
@@ -224,13 +264,12 @@ wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbe
   WRN_ARG(kp, 10, cl_uint, (cl_uint)n);
   WRN_ARG(kp, 11, cl_uint, (cl_uint)c);
   WRN_ARG(kp, 12, cl_uint, (cl_uint)hw);
-  WRN_ARG(kp, 13, cl_uint, pl.chunk);
+  WRN_ARG(kp, 13, cl_uint, pl.ipc);
   WRN_ARG(kp, 14, cl_uint, pl.nchunks);
   WRN_ARG(kp, 15, cl_int, relu);
-  WRN_CL_CHECK(clSetKernelArg(kp, 16, pl.lsz * rs, NULL));
-  WRN_CL_CHECK(clSetKernelArg(kp, 17, pl.lsz * rs, NULL));
-  size_t gp[2] = {pl.lsz * pl.nchunks, (size_t)c}, lp[2] = {pl.lsz, 1};
-  WRN_TRY(wrn_enqueue(ctx, kp, 2, gp, lp, WRN_CAT_BN, 0));
+  WRN_CL_CHECK(clSetKernelArg(kp, 16, pl.l0 * pl.l1 * rs, NULL));
+  WRN_CL_CHECK(clSetKernelArg(kp, 17, pl.l0 * pl.l1 * rs, NULL));
+  WRN_TRY(bn_launch_partial(ctx, kp, c, &pl));
 
   size_t lf;
   WRN_TRY(bn_wg(ctx, kf, BN_FINAL_WG, &lf));
@@ -255,10 +294,9 @@ wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbe
   WRN_ARG_MEM(kd, 6, y);
   WRN_ARG_MEM(kd, 8, save_mean);
   WRN_ARG_MEM(kd, 10, coef);
-  WRN_ARG(kd, 12, cl_uint, (cl_uint)n);
-  WRN_ARG(kd, 13, cl_uint, (cl_uint)c);
-  WRN_ARG(kd, 14, cl_uint, (cl_uint)hw);
-  WRN_ARG(kd, 15, cl_int, relu);
-  WRN_ARG(kd, 16, cl_int, accumulate);
-  return wrn_enqueue_1d(ctx, kd, (size_t)n * c * hw, WRN_CAT_BN);
+  WRN_ARG(kd, 12, cl_uint, (cl_uint)c);
+  WRN_ARG(kd, 13, cl_uint, (cl_uint)hw);
+  WRN_ARG(kd, 14, cl_int, relu);
+  WRN_ARG(kd, 15, cl_int, accumulate);
+  return bn_launch_elem(ctx, kd, n, c, hw);
 }
