@@ -1,4 +1,4 @@
-/* Convolution as im2col + CLBlast GEMM (cl/conv.cl).
+/* Convolution as im2col + GEMM (cl/conv.cl, wrn_gemm: CLBlast or cl/gemm.cl).
  *
  * Images are processed in chunks of nb; a chunk of cnt images has N = cnt*P GEMM columns
  * (P = ho*wo). The workspace holds
@@ -16,7 +16,6 @@
  */
 #include "internal.h"
 
-#include <clblast_c.h>
 #include <limits.h>
 
 /* ---------------------------------------------------------------- shapes */
@@ -144,22 +143,12 @@ static wrn_status conv_prepare(const char *fn, wrn_ctx *ctx, wrn_mem a, const ch
 
 /* ---------------------------------------------------------------- launches */
 
-/* Row-major C[m][n] = A[m][k] B[k][n] (op as given) + beta C, in the context's type. */
+/* Row-major C[m][n] = A[m][k] B[k][n] (op as given) + beta C, in the context's type:
+ * CLBlast or our kernels, whichever wrn_gemm measured faster for this shape. */
 static wrn_status gemm(wrn_ctx *ctx, wrn_op_cat cat, int ta, int tb, size_t m, size_t n,
                        size_t k, wrn_mem a, size_t lda, wrn_mem b, size_t ldb, double beta,
                        wrn_mem c, size_t ldc) {
-  const CLBlastTranspose tra = ta ? CLBlastTransposeYes : CLBlastTransposeNo;
-  const CLBlastTranspose trb = tb ? CLBlastTransposeYes : CLBlastTransposeNo;
-  cl_event *ev = wrn_event_slot_span(ctx, cat, 2.0 * (double)m * (double)n * (double)k);
-  if (ctx->dtype == WRN_F64)
-    WRN_CLBLAST_CHECK(CLBlastDgemm(CLBlastLayoutRowMajor, tra, trb, m, n, k, 1.0, a.mem, a.off,
-                                   lda, b.mem, b.off, ldb, beta, c.mem, c.off, ldc, &ctx->queue,
-                                   ev));
-  else
-    WRN_CLBLAST_CHECK(CLBlastSgemm(CLBlastLayoutRowMajor, tra, trb, m, n, k, 1.0f, a.mem, a.off,
-                                   lda, b.mem, b.off, ldb, (float)beta, c.mem, c.off, ldc,
-                                   &ctx->queue, ev));
-  return WRN_OK;
+  return wrn_gemm(ctx, cat, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* Work-groups of up to 256 items: L0 along the pixels of a plane (a power of two covering

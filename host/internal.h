@@ -90,6 +90,13 @@ struct wrn_ctx {
   int programs_cached;
   size_t max_wg;
   size_t mem_current, mem_peak; /* bytes through wrn_alloc / wrn_free_mem */
+  /* wrn_gemm's choice per shape (host/gemm.c): key and 1 = own kernels, 0 = CLBlast. */
+  struct wrn_gemm_choice {
+    int form;
+    size_t m, n, k;
+    int own;
+  } gemm_choice[256];
+  int ngemm_choice;
   /* Batch norm's per-chunk partial sums (host/bn.c), grown on demand, freed with the ctx. */
   cl_mem bn_scratch;
   size_t bn_scratch_bytes;

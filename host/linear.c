@@ -1,25 +1,13 @@
-/* Fully connected layer: CLBlast GEMMs plus the bias kernels of cl/linear.cl.
+/* Fully connected layer: GEMMs (wrn_gemm) plus the bias kernels of cl/linear.cl.
  * Row-major throughout: x[n][in], w[out][in], b[out], y[n][out]. */
 #include "internal.h"
 
-#include <clblast_c.h>
 #include <limits.h>
 
-/* Row-major C[m][n] = op(A) op(B) + beta C over k, in the context's type. */
+/* Row-major C[m][n] = op(A) op(B) + beta C over k, in the context's type (wrn_gemm). */
 static wrn_status gemm(wrn_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, wrn_mem a,
                        size_t lda, wrn_mem b, size_t ldb, double beta, wrn_mem c, size_t ldc) {
-  const CLBlastTranspose tra = ta ? CLBlastTransposeYes : CLBlastTransposeNo;
-  const CLBlastTranspose trb = tb ? CLBlastTransposeYes : CLBlastTransposeNo;
-  cl_event *ev = wrn_event_slot_span(ctx, WRN_CAT_LINEAR, 2.0 * (double)m * (double)n * (double)k);
-  if (ctx->dtype == WRN_F64)
-    WRN_CLBLAST_CHECK(CLBlastDgemm(CLBlastLayoutRowMajor, tra, trb, m, n, k, 1.0, a.mem, a.off,
-                                   lda, b.mem, b.off, ldb, beta, c.mem, c.off, ldc, &ctx->queue,
-                                   ev));
-  else
-    WRN_CLBLAST_CHECK(CLBlastSgemm(CLBlastLayoutRowMajor, tra, trb, m, n, k, 1.0f, a.mem, a.off,
-                                   lda, b.mem, b.off, ldb, (float)beta, c.mem, c.off, ldc,
-                                   &ctx->queue, ev));
-  return WRN_OK;
+  return wrn_gemm(ctx, WRN_CAT_LINEAR, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
 }
 
 static wrn_status check_sizes(const char *fn, wrn_ctx *ctx, int n, int in, int out) {

@@ -176,6 +176,18 @@ wrn_status wrn_add_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem a, wrn_mem b, size_t
 /* y[n] (+)= alpha * x[n] */
 wrn_status wrn_axpy(wrn_ctx *ctx, wrn_mem y, wrn_mem x, double alpha, size_t n, int accumulate);
 
+/* ---------------------------------------------------------------- GEMM */
+/* Row-major C[m][n] = alpha op(A)[m][k] op(B)[k][n] + beta C in the context's type, where
+ * op(A) = A (stored [m][lda]) or, with trans_a, A^T (stored [k][lda]); likewise B ([k][ldb]
+ * or, with trans_b, [n][ldb]). beta = 0 overwrites C (NaN there does not survive). Runs
+ * either CLBlast or the kernels of cl/gemm.cl: the first call for a (form, m, n, k) times
+ * both and the context remembers the faster (so call it once per shape before timing, as
+ * the warm-up functions do). The environment variable WRN_GEMM = clblast | own | auto
+ * (default) forces one. `cat` is the profile category the call is counted under. */
+wrn_status wrn_gemm(wrn_ctx *ctx, wrn_op_cat cat, int trans_a, int trans_b, size_t m, size_t n,
+                    size_t k, double alpha, wrn_mem a, size_t lda, wrn_mem b, size_t ldb,
+                    double beta, wrn_mem c, size_t ldc);
+
 /* ---------------------------------------------------------------- convolution (CLBlast) */
 
 typedef struct wrn_conv_shape {

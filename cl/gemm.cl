@@ -1,0 +1,187 @@
+/* Register-blocked GEMMs for the conv and linear layers, row-major:
+ *   gemm_nn  C[M][N] = alpha A[M][K] B[K][N]   + beta C
+ *   gemm_tn  C[M][N] = alpha A[K][M]^T B[K][N] + beta C
+ *   gemm_nt  C[M][N] = alpha A[M][K] B[N][K]^T + beta C   (weight gradients: the long
+ *                                                          reduction is contiguous in both)
+ * beta == 0 overwrites C without reading it (NaN in C does not survive).
+ *
+ * Each work-item owns a tile of C and keeps it in vector registers. PoCL only vectorises
+ * across work-items when the kernel body has no loop, so on CPUs the SIMD lanes come from
+ * the explicit vector types here; GPUs run the lanes as independent instructions. The
+ * reduction runs in a fixed order, so two runs give identical bits.
+ *
+ * NN/TN: a tile is GEMM_TM rows x GEMM_TNV vectors of GEMM_VW columns; per k step one row
+ * of B's tile is loaded as vectors and each of A's GEMM_TM values is broadcast into them.
+ * NT: a tile is GEMM_TM x GEMM_TJ outputs, each accumulated as a vector of partial dot
+ * products over GEMM_VW consecutive k, whose lanes are summed at the end. */
+
+#ifndef GEMM_VW
+#ifdef WRN_FP64
+#define GEMM_VW 8
+#else
+#define GEMM_VW 16
+#endif
+#endif
+#ifndef GEMM_TM
+#define GEMM_TM 8
+#endif
+#ifndef GEMM_TNV
+#define GEMM_TNV 2
+#endif
+#ifndef GEMM_NT_TM
+#define GEMM_NT_TM 4
+#endif
+#ifndef GEMM_NT_TJ
+#define GEMM_NT_TJ 4
+#endif
+
+#define GEMM_CAT2(a, b) a##b
+#define GEMM_CAT(a, b) GEMM_CAT2(a, b)
+typedef GEMM_CAT(REAL, GEMM_VW) realv;
+#define VLOADV(i, p) GEMM_CAT(vload, GEMM_VW)(i, p)
+#define VSTOREV(v, i, p) GEMM_CAT(vstore, GEMM_VW)(v, i, p)
+#define GEMM_TN_COLS (GEMM_TNV * GEMM_VW)
+
+/* Sum of a vector's lanes, in a fixed order. */
+inline real gemm_lane_sum(realv v) {
+#if GEMM_VW == 16
+  GEMM_CAT(REAL, 8) a = v.lo + v.hi;
+#elif GEMM_VW == 8
+  GEMM_CAT(REAL, 8) a = v;
+#else
+#error "GEMM_VW must be 8 or 16"
+#endif
+  GEMM_CAT(REAL, 4) b = a.lo + a.hi;
+  GEMM_CAT(REAL, 2) c = b.lo + b.hi;
+  return c.x + c.y;
+}
+
+/* The tile's rows of B at k = 0, as vectors: full tiles by vector loads, the ragged right
+ * edge element by element with zeros beyond N. */
+inline realv gemm_load_row(__global const real *p, int full, int valid) {
+  if (full) return VLOADV(0, p);
+  real t[GEMM_VW];
+  for (int l = 0; l < GEMM_VW; l++) t[l] = l < valid ? p[l] : (real)0;
+  return VLOADV(0, t);
+}
+
+/* Writes one row segment of the tile: alpha acc + beta C. */
+inline void gemm_store_row(__global real *p, realv acc, real alpha, real beta, int valid) {
+  if (valid >= GEMM_VW) {
+    realv r = alpha * acc;
+    if (beta != (real)0) r += beta * VLOADV(0, p);
+    VSTOREV(r, 0, p);
+    return;
+  }
+  real t[GEMM_VW];
+  VSTOREV(acc, 0, t);
+  for (int l = 0; l < valid; l++) {
+    real r = alpha * t[l];
+    if (beta != (real)0) r += beta * p[l];
+    p[l] = r;
+  }
+}
+
+/* The NN/TN body; A_AT(r, k) reads A's element of tile row r at depth k. Rows beyond M are
+ * clamped to M-1 (their results are not stored), so only the right edge needs care. */
+#define GEMM_NN_BODY(A_AT)                                                                  \
+  const int n0 = (int)get_global_id(0) * GEMM_TN_COLS;                                      \
+  const int m0 = (int)get_global_id(1) * GEMM_TM;                                           \
+  if (n0 < N && m0 < M) {                                                                   \
+    __global const real *A = a + a_off;                                                     \
+    __global const real *brow = b + b_off + n0;                                             \
+    int rows[GEMM_TM];                                                                      \
+    for (int r = 0; r < GEMM_TM; r++) rows[r] = min(m0 + r, M - 1);                         \
+    realv acc[GEMM_TM][GEMM_TNV];                                                           \
+    for (int r = 0; r < GEMM_TM; r++)                                                       \
+      for (int v = 0; v < GEMM_TNV; v++) acc[r][v] = (realv)(0);                            \
+    if (n0 + GEMM_TN_COLS <= N) {                                                           \
+      for (int k = 0; k < K; k++) {                                                         \
+        realv bv[GEMM_TNV];                                                                 \
+        for (int v = 0; v < GEMM_TNV; v++) bv[v] = VLOADV(v, brow);                         \
+        for (int r = 0; r < GEMM_TM; r++) {                                                 \
+          realv av = (realv)(A_AT(rows[r], k));                                             \
+          for (int v = 0; v < GEMM_TNV; v++) acc[r][v] = mad(av, bv[v], acc[r][v]);         \
+        }                                                                                   \
+        brow += ldb;                                                                        \
+      }                                                                                     \
+    } else {                                                                                \
+      for (int k = 0; k < K; k++) {                                                         \
+        realv bv[GEMM_TNV];                                                                 \
+        for (int v = 0; v < GEMM_TNV; v++)                                                  \
+          bv[v] = gemm_load_row(brow + v * GEMM_VW, 0, N - n0 - v * GEMM_VW);               \
+        for (int r = 0; r < GEMM_TM; r++) {                                                 \
+          realv av = (realv)(A_AT(rows[r], k));                                             \
+          for (int v = 0; v < GEMM_TNV; v++) acc[r][v] = mad(av, bv[v], acc[r][v]);         \
+        }                                                                                   \
+        brow += ldb;                                                                        \
+      }                                                                                     \
+    }                                                                                       \
+    __global real *C = c + c_off;                                                           \
+    for (int r = 0; r < GEMM_TM; r++) {                                                     \
+      if (m0 + r >= M) break;                                                               \
+      for (int v = 0; v < GEMM_TNV; v++) {                                                  \
+        const int col = n0 + v * GEMM_VW;                                                   \
+        if (col < N)                                                                        \
+          gemm_store_row(C + (size_t)(m0 + r) * (size_t)ldc + col, acc[r][v], alpha, beta,  \
+                         N - col);                                                          \
+      }                                                                                     \
+    }                                                                                       \
+  }
+
+#define GEMM_NN_A(r, k) A[(size_t)(r) * (size_t)lda + (size_t)(k)]
+#define GEMM_TN_A(r, k) A[(size_t)(k) * (size_t)lda + (size_t)(r)]
+
+__kernel void gemm_nn(int M, int N, int K, real alpha, __global const real *a, ulong a_off,
+                      int lda, __global const real *b, ulong b_off, int ldb, real beta,
+                      __global real *c, ulong c_off, int ldc) {
+  GEMM_NN_BODY(GEMM_NN_A)
+}
+
+__kernel void gemm_tn(int M, int N, int K, real alpha, __global const real *a, ulong a_off,
+                      int lda, __global const real *b, ulong b_off, int ldb, real beta,
+                      __global real *c, ulong c_off, int ldc) {
+  GEMM_NN_BODY(GEMM_TN_A)
+}
+
+/* Work-item (j, i) owns C[i*TM ..][j*TJ ..]; rows of A and B beyond the edges are clamped
+ * (their sums are computed but not stored). */
+__kernel void gemm_nt(int M, int N, int K, real alpha, __global const real *a, ulong a_off,
+                      int lda, __global const real *b, ulong b_off, int ldb, real beta,
+                      __global real *c, ulong c_off, int ldc) {
+  const int n0 = (int)get_global_id(0) * GEMM_NT_TJ;
+  const int m0 = (int)get_global_id(1) * GEMM_NT_TM;
+  if (n0 < N && m0 < M) {
+    __global const real *ar[GEMM_NT_TM];
+    __global const real *br[GEMM_NT_TJ];
+    for (int r = 0; r < GEMM_NT_TM; r++)
+      ar[r] = a + a_off + (size_t)min(m0 + r, M - 1) * (size_t)lda;
+    for (int j = 0; j < GEMM_NT_TJ; j++)
+      br[j] = b + b_off + (size_t)min(n0 + j, N - 1) * (size_t)ldb;
+    realv acc[GEMM_NT_TM][GEMM_NT_TJ];
+    for (int r = 0; r < GEMM_NT_TM; r++)
+      for (int j = 0; j < GEMM_NT_TJ; j++) acc[r][j] = (realv)(0);
+    const int kv = K / GEMM_VW;
+    for (int q = 0; q < kv; q++) {
+      realv av[GEMM_NT_TM];
+      for (int r = 0; r < GEMM_NT_TM; r++) av[r] = VLOADV(q, ar[r]);
+      for (int j = 0; j < GEMM_NT_TJ; j++) {
+        realv bv = VLOADV(q, br[j]);
+        for (int r = 0; r < GEMM_NT_TM; r++) acc[r][j] = mad(av[r], bv, acc[r][j]);
+      }
+    }
+    __global real *C = c + c_off;
+    for (int r = 0; r < GEMM_NT_TM; r++) {
+      if (m0 + r >= M) break;
+      for (int j = 0; j < GEMM_NT_TJ; j++) {
+        if (n0 + j >= N) break;
+        real s = gemm_lane_sum(acc[r][j]);
+        for (int k = kv * GEMM_VW; k < K; k++) s = mad(ar[r][k], br[j][k], s);
+        __global real *p = C + (size_t)(m0 + r) * (size_t)ldc + (n0 + j);
+        real out = alpha * s;
+        if (beta != (real)0) out += beta * *p;
+        *p = out;
+      }
+    }
+  }
+}

@@ -1,0 +1,201 @@
+/* GEMM dispatch: CLBlast or the register-blocked kernels of cl/gemm.cl, chosen per context
+ * and shape by timing both on the first call (see wrn_gemm in wrn.h).
+ *
+ * CLBlast's tuned kernels suit GPUs; on PoCL's CPU device its kernels reach a fraction of
+ * the FMA peak, because PoCL vectorises across work-items only in loop-free kernels. Ours
+ * put explicit vector types inside the k loop instead. Neither wins everywhere, so the
+ * choice is measured rather than guessed. */
+#include "internal.h"
+
+#include <clblast_c.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Tile sizes: must match the defaults of cl/gemm.cl (which is built without -D overrides). */
+#define GEMM_TM 8
+#define GEMM_TNV 2
+#define GEMM_NT_TM 4
+#define GEMM_NT_TJ 4
+
+enum { FORM_NN = 0, FORM_TN = 1, FORM_NT = 2, FORM_TT = 3 };
+enum { MODE_AUTO = 0, MODE_CLBLAST = 1, MODE_OWN = 2 };
+
+static int gemm_mode(void) {
+  const char *e = getenv("WRN_GEMM");
+  if (!e || !*e || !strcmp(e, "auto")) return MODE_AUTO;
+  if (!strcmp(e, "clblast")) return MODE_CLBLAST;
+  if (!strcmp(e, "own")) return MODE_OWN;
+  return -1;
+}
+
+static wrn_status run_clblast(wrn_ctx *ctx, cl_event *ev, int ta, int tb, size_t m, size_t n,
+                              size_t k, double alpha, wrn_mem a, size_t lda, wrn_mem b,
+                              size_t ldb, double beta, wrn_mem c, size_t ldc) {
+  const CLBlastTranspose tra = ta ? CLBlastTransposeYes : CLBlastTransposeNo;
+  const CLBlastTranspose trb = tb ? CLBlastTransposeYes : CLBlastTransposeNo;
+  if (ctx->dtype == WRN_F64)
+    WRN_CLBLAST_CHECK(CLBlastDgemm(CLBlastLayoutRowMajor, tra, trb, m, n, k, alpha, a.mem, a.off,
+                                   lda, b.mem, b.off, ldb, beta, c.mem, c.off, ldc, &ctx->queue,
+                                   ev));
+  else
+    WRN_CLBLAST_CHECK(CLBlastSgemm(CLBlastLayoutRowMajor, tra, trb, m, n, k, (float)alpha,
+                                   a.mem, a.off, lda, b.mem, b.off, ldb, (float)beta, c.mem,
+                                   c.off, ldc, &ctx->queue, ev));
+  return WRN_OK;
+}
+
+/* Power of two >= x, capped. */
+static size_t pow2_cap(size_t x, size_t cap) {
+  size_t p = 1;
+  while (p < x && p < cap) p *= 2;
+  return p;
+}
+
+static wrn_status run_own(wrn_ctx *ctx, wrn_op_cat cat, int form, size_t m, size_t n,
+                          size_t k, double alpha, wrn_mem a, size_t lda, wrn_mem b, size_t ldb,
+                          double beta, wrn_mem c, size_t ldc) {
+  static const char *names[3] = {"gemm_nn", "gemm_tn", "gemm_nt"};
+  cl_kernel kr;
+  WRN_TRY(wrn_kernel_get(ctx, "gemm", names[form], &kr));
+  WRN_ARG(kr, 0, cl_int, (cl_int)m);
+  WRN_ARG(kr, 1, cl_int, (cl_int)n);
+  WRN_ARG(kr, 2, cl_int, (cl_int)k);
+  WRN_ARG_REAL(ctx, kr, 3, alpha);
+  WRN_ARG_MEM(kr, 4, a);
+  WRN_ARG(kr, 6, cl_int, (cl_int)lda);
+  WRN_ARG_MEM(kr, 7, b);
+  WRN_ARG(kr, 9, cl_int, (cl_int)ldb);
+  WRN_ARG_REAL(ctx, kr, 10, beta);
+  WRN_ARG_MEM(kr, 11, c);
+  WRN_ARG(kr, 13, cl_int, (cl_int)ldc);
+  size_t tiles_n, tiles_m;
+  if (form == FORM_NT) {
+    tiles_n = (n + GEMM_NT_TJ - 1) / GEMM_NT_TJ;
+    tiles_m = (m + GEMM_NT_TM - 1) / GEMM_NT_TM;
+  } else {
+    const size_t cols = (size_t)GEMM_TNV * (ctx->dtype == WRN_F64 ? 8 : 16);
+    tiles_n = (n + cols - 1) / cols;
+    tiles_m = (m + GEMM_TM - 1) / GEMM_TM;
+  }
+  /* Small groups: each work-item already does a lot of work, and many groups keep every
+   * core (or compute unit) busy on the small GEMMs of 8x8 maps. */
+  const size_t cap = ctx->max_wg < 64 ? ctx->max_wg : 64;
+  size_t l0 = pow2_cap(tiles_n, 16);
+  if (l0 > cap) l0 = cap;
+  size_t l1 = pow2_cap(tiles_m, cap / l0);
+  size_t lws[2] = {l0, l1};
+  size_t gws[2] = {wrn_round_up(tiles_n, l0), wrn_round_up(tiles_m, l1)};
+  return wrn_enqueue(ctx, kr, 2, gws, lws, cat, 2.0 * (double)m * (double)n * (double)k);
+}
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Times both paths on this shape (writing into a scratch copy of C, so the caller's C is
+ * untouched and beta != 0 is not applied twice) and returns 1 when ours is faster. */
+static wrn_status choose(wrn_ctx *ctx, int form, int ta, int tb, size_t m, size_t n, size_t k,
+                         wrn_mem a, size_t lda, wrn_mem b, size_t ldb, double beta, size_t ldc,
+                         int *own) {
+  const size_t elems = (m - 1) * ldc + n;
+  cl_int err;
+  cl_mem scratch = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, elems * ctx->real_size, NULL, &err);
+  WRN_CL_CHECK(err);
+  const int prof = ctx->profile;
+  ctx->profile = 0; /* the trial runs stay out of the profile */
+  wrn_mem s = {scratch, 0};
+  double best[2] = {1e300, 1e300};
+  wrn_status st = WRN_OK;
+  for (int rep = 0; rep < 3 && st == WRN_OK; rep++) {
+    for (int path = 0; path < 2 && st == WRN_OK; path++) {
+      cl_int e = clFinish(ctx->queue);
+      if (e != CL_SUCCESS) {
+        st = wrn_cl_fail(e, "clFinish", WRN_WHERE);
+        break;
+      }
+      const double t0 = now_s();
+      st = path ? run_own(ctx, WRN_CAT_OTHER, form, m, n, k, 1.0, a, lda, b, ldb, beta, s, ldc)
+                : run_clblast(ctx, NULL, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, s, ldc);
+      e = clFinish(ctx->queue);
+      if (st == WRN_OK && e != CL_SUCCESS) st = wrn_cl_fail(e, "clFinish", WRN_WHERE);
+      const double dt = now_s() - t0;
+      /* The first round compiles and warms caches; it does not count. */
+      if (rep > 0 && dt < best[path]) best[path] = dt;
+    }
+  }
+  ctx->profile = prof;
+  clReleaseMemObject(scratch);
+  *own = best[1] < best[0];
+  if (getenv("WRN_GEMM_VERBOSE"))
+    fprintf(stderr, "wrn_gemm: form %d m=%zu n=%zu k=%zu: clblast %.3f ms (%.1f GFLOP/s), "
+                    "own %.3f ms (%.1f GFLOP/s) -> %s\n",
+            form, m, n, k, best[0] * 1e3, 2e-9 * (double)m * (double)n * (double)k / best[0],
+            best[1] * 1e3, 2e-9 * (double)m * (double)n * (double)k / best[1],
+            *own ? "own" : "clblast");
+  return st;
+}
+
+wrn_status wrn_gemm(wrn_ctx *ctx, wrn_op_cat cat, int trans_a, int trans_b, size_t m, size_t n,
+                    size_t k, double alpha, wrn_mem a, size_t lda, wrn_mem b, size_t ldb,
+                    double beta, wrn_mem c, size_t ldc) {
+  if (!ctx) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "gemm: NULL context");
+  if (!a.mem || !b.mem || !c.mem)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "gemm: NULL buffer (%s)",
+                    !a.mem ? "a" : !b.mem ? "b" : "c");
+  if (m == 0 || n == 0 || k == 0)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "gemm: sizes must be positive (m=%zu n=%zu k=%zu)", m, n, k);
+  if ((int)cat < 0 || cat >= WRN_CAT_COUNT)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "gemm: bad profile category %d", (int)cat);
+  const size_t a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
+  if (lda < a_cols || ldb < b_cols || ldc < n)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "gemm: leading dimensions too small (lda=%zu < %zu, ldb=%zu < %zu or "
+                    "ldc=%zu < %zu)",
+                    lda, a_cols, ldb, b_cols, ldc, n);
+  /* The kernels index with int (and add the element offsets as ulong). */
+  if (m > INT_MAX || n > INT_MAX || k > INT_MAX || lda > INT_MAX || ldb > INT_MAX ||
+      ldc > INT_MAX)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "gemm: sizes too large (m=%zu n=%zu k=%zu lda=%zu ldb=%zu ldc=%zu)", m, n,
+                    k, lda, ldb, ldc);
+  const int mode = gemm_mode();
+  if (mode < 0)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "gemm: WRN_GEMM=%s is not one of clblast, own, auto", getenv("WRN_GEMM"));
+  const int form = trans_a ? (trans_b ? FORM_TT : FORM_TN) : (trans_b ? FORM_NT : FORM_NN);
+  int own = 0;
+  if (form != FORM_TT) { /* the conv and linear layers never ask for A^T B^T */
+    if (mode == MODE_OWN) own = 1;
+    else if (mode == MODE_AUTO) {
+      int found = 0;
+      for (int i = 0; i < ctx->ngemm_choice; i++) {
+        const struct wrn_gemm_choice *ch = &ctx->gemm_choice[i];
+        if (ch->form == form && ch->m == m && ch->n == n && ch->k == k) {
+          own = ch->own;
+          found = 1;
+          break;
+        }
+      }
+      if (!found) {
+        WRN_TRY(choose(ctx, form, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, ldc, &own));
+        const int cap = (int)(sizeof ctx->gemm_choice / sizeof ctx->gemm_choice[0]);
+        if (ctx->ngemm_choice < cap) {
+          struct wrn_gemm_choice *ch = &ctx->gemm_choice[ctx->ngemm_choice++];
+          ch->form = form;
+          ch->m = m;
+          ch->n = n;
+          ch->k = k;
+          ch->own = own;
+        }
+      }
+    }
+  }
+  if (own) return run_own(ctx, cat, form, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  cl_event *ev = wrn_event_slot_span(ctx, cat, 2.0 * (double)m * (double)n * (double)k);
+  return run_clblast(ctx, ev, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
