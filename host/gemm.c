@@ -152,11 +152,14 @@ wrn_status wrn_gemm(wrn_ctx *ctx, wrn_op_cat cat, int trans_a, int trans_b, size
   if ((int)cat < 0 || cat >= WRN_CAT_COUNT)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "gemm: bad profile category %d", (int)cat);
   const size_t a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
-  if (lda < a_cols || ldb < b_cols || ldc < n)
-    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
-                    "gemm: leading dimensions too small (lda=%zu < %zu, ldb=%zu < %zu or "
-                    "ldc=%zu < %zu)",
-                    lda, a_cols, ldb, b_cols, ldc, n);
+  if (lda < a_cols)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "gemm: lda=%zu < %zu (columns of stored A)",
+                    lda, a_cols);
+  if (ldb < b_cols)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "gemm: ldb=%zu < %zu (columns of stored B)",
+                    ldb, b_cols);
+  if (ldc < n)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "gemm: ldc=%zu < %zu (columns of C)", ldc, n);
   /* The kernels index with int (and add the element offsets as ulong). */
   if (m > INT_MAX || n > INT_MAX || k > INT_MAX || lda > INT_MAX || ldb > INT_MAX ||
       ldc > INT_MAX)
