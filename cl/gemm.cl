@@ -23,10 +23,10 @@
 #endif
 #endif
 #ifndef GEMM_TM
-#define GEMM_TM 8
+#define GEMM_TM 6
 #endif
 #ifndef GEMM_TNV
-#define GEMM_TNV 2
+#define GEMM_TNV 4
 #endif
 #ifndef GEMM_NT_TM
 #define GEMM_NT_TM 4

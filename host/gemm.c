@@ -14,8 +14,8 @@
 #include <time.h>
 
 /* Tile sizes: must match the defaults of cl/gemm.cl (which is built without -D overrides). */
-#define GEMM_TM 8
-#define GEMM_TNV 2
+#define GEMM_TM 6
+#define GEMM_TNV 4
 #define GEMM_NT_TM 4
 #define GEMM_NT_TJ 4
 

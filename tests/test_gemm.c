@@ -24,11 +24,11 @@ typedef struct gshape {
   size_t m, n, k;
 } gshape;
 
-/* Tiles are 8 x 32 (NN/TN, float), 8 x 16 (double) and 4 x 4 with 16- or 8-wide vectors
+/* Tiles are 6 x 64 (NN/TN, float), 6 x 32 (double) and 4 x 4 with 16- or 8-wide vectors
  * along k (NT): these cover single elements, ragged edges on every side, exact tiles, k
  * below one vector and a long reduction with a tail. */
 static const gshape shapes[] = {{1, 1, 1},    {17, 33, 9},  {64, 1000, 144}, {100, 7, 300},
-                                {8, 32, 16},  {9, 31, 17},  {3, 5, 1000},    {33, 65, 3},
+                                {12, 64, 16}, {9, 31, 17},  {3, 5, 1000},    {33, 65, 3},
                                 {16, 4096, 27}};
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
 
