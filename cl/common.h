@@ -15,15 +15,21 @@ typedef REAL real;
 #define WRN_PHILOX_W0 0x9E3779B9u
 #define WRN_PHILOX_W1 0xBB67AE85u
 
+/* Scalar words and 64-bit products rather than uint4 and mul_hi: the same bits, but PoCL
+ * vectorises this form across work-items (7x faster on a CPU); GPUs compile both alike. */
 inline uint4 wrn_philox(uint4 c, uint2 k) {
+  uint c0 = c.x, c1 = c.y, c2 = c.z, c3 = c.w, k0 = k.x, k1 = k.y;
   for (int r = 0; r < 10; r++) {
-    uint hi0 = mul_hi(WRN_PHILOX_M0, c.x), lo0 = WRN_PHILOX_M0 * c.x;
-    uint hi1 = mul_hi(WRN_PHILOX_M1, c.z), lo1 = WRN_PHILOX_M1 * c.z;
-    c = (uint4)(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
-    k.x += WRN_PHILOX_W0;
-    k.y += WRN_PHILOX_W1;
+    ulong p0 = (ulong)WRN_PHILOX_M0 * c0, p1 = (ulong)WRN_PHILOX_M1 * c2;
+    uint n0 = (uint)(p1 >> 32) ^ c1 ^ k0, n2 = (uint)(p0 >> 32) ^ c3 ^ k1;
+    c1 = (uint)p1;
+    c3 = (uint)p0;
+    c0 = n0;
+    c2 = n2;
+    k0 += WRN_PHILOX_W0;
+    k1 += WRN_PHILOX_W1;
   }
-  return c;
+  return (uint4)(c0, c1, c2, c3);
 }
 
 /* Uniform in [0, 1) with 24 bits, exact in float and double. */

@@ -51,6 +51,17 @@ __kernel void avgpool_global_fwd(__global real *y, ulong y_off, __global const r
   if (t == 0 && plane < planes) y[y_off + plane] = ls[lid] * inv_area;
 }
 
+/* Backward of the global case: dx[plane][j] (+)= dy[plane] * inv_area. */
+__kernel void avgpool_global_bwd(__global real *dx, ulong dx_off, __global const real *dy,
+                                 ulong dy_off, uint planes, uint hw, real inv_area,
+                                 int accumulate) {
+  uint i = get_global_id(0);
+  if (i >= planes * hw) return;
+  real v = dy[dy_off + i / hw] * inv_area;
+  if (accumulate) v += dx[dx_off + i];
+  dx[dx_off + i] = v;
+}
+
 /* dx (+)= inv_area * sum of dy over the windows that contain the element. */
 __kernel void avgpool_bwd(__global real *dx, ulong dx_off, __global const real *dy,
                           ulong dy_off, uint planes, int h, int w, int oh, int ow, int k,

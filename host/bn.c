@@ -233,7 +233,8 @@ wrn_status wrn_bn_forward_infer(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem gamm
 
 wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbeta, wrn_mem dy,
                            wrn_mem x, wrn_mem y, wrn_mem gamma, wrn_mem save_mean,
-                           wrn_mem save_invstd, int n, int c, int hw, int relu, int accumulate) {
+                           wrn_mem save_invstd, int n, int c, int hw, int relu,
+                           int accumulate_dx, int accumulate_params) {
   static const char *fn = "bn_backward";
   const wrn_mem bufs[] = {dx, dgamma, dbeta, dy, x, gamma, save_mean, save_invstd, y};
   static const char *const names[] = {"dx",    "dgamma",    "dbeta",       "dy", "x",
@@ -242,7 +243,8 @@ wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbe
   /* y is read only for the ReLU mask, so it may be NULL without one. */
   WRN_TRY(bn_check(fn, ctx, n, c, hw, bufs, names, relu ? 9 : 8));
   if (!y.mem) y = x; /* any valid buffer: the kernels never read it */
-  WRN_TRY(bn_flag(fn, "accumulate", accumulate));
+  WRN_TRY(bn_flag(fn, "accumulate_dx", accumulate_dx));
+  WRN_TRY(bn_flag(fn, "accumulate_params", accumulate_params));
 
   cl_kernel kp, kf, kd;
   WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_bwd_partial", &kp));
@@ -282,7 +284,7 @@ wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbe
   WRN_ARG(kf, 12, cl_uint, (cl_uint)n);
   WRN_ARG(kf, 13, cl_uint, (cl_uint)hw);
   WRN_ARG(kf, 14, cl_uint, pl.nchunks);
-  WRN_ARG(kf, 15, cl_int, accumulate);
+  WRN_ARG(kf, 15, cl_int, accumulate_params);
   WRN_CL_CHECK(clSetKernelArg(kf, 16, lf * rs, NULL));
   WRN_CL_CHECK(clSetKernelArg(kf, 17, lf * rs, NULL));
   size_t gf = lf * (size_t)c;
@@ -297,6 +299,6 @@ wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbe
   WRN_ARG(kd, 12, cl_uint, (cl_uint)c);
   WRN_ARG(kd, 13, cl_uint, (cl_uint)hw);
   WRN_ARG(kd, 14, cl_int, relu);
-  WRN_ARG(kd, 15, cl_int, accumulate);
+  WRN_ARG(kd, 15, cl_int, accumulate_dx);
   return bn_launch_elem(ctx, kd, n, c, hw);
 }

@@ -581,7 +581,7 @@ static wrn_status bn_bwd(wrn_net *n, layer *l, const int *acc) {
   return wrn_bn_backward(n->ctx, G(n, l->in[0]), PG(n, l->param[0]), PG(n, l->param[1]),
                          G(n, l->out), V(n, l->in[0]), V(n, l->out), P(n, l->param[0]),
                          M(n->saved, l->save_off), M(n->saved, l->save_off + cs), n->batch, c,
-                         hw, l->relu, acc[0]);
+                         hw, l->relu, acc[0], 0);
 }
 static const layer_ops bn_ops = {bn_fwd, bn_bwd, 1, 1};
 

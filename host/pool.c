@@ -97,9 +97,13 @@ static wrn_status avgpool_global(wrn_ctx *ctx, wrn_mem y, wrn_mem x, const wrn_p
   return wrn_enqueue(ctx, k, 1, &gws, &lsz, WRN_CAT_POOL, 0);
 }
 
+static int pool_is_global(const wrn_pool_shape *s) {
+  return s->pad == 0 && s->k == s->h && s->k == s->w;
+}
+
 wrn_status wrn_avgpool_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, const wrn_pool_shape *s) {
   WRN_TRY(pool_check("avgpool_forward", ctx, s, y, "y", x, "x", NULL, NULL));
-  if (s->pad == 0 && s->k == s->h && s->k == s->w) return avgpool_global(ctx, y, x, s);
+  if (pool_is_global(s)) return avgpool_global(ctx, y, x, s);
   cl_kernel k;
   WRN_TRY(wrn_kernel_get(ctx, "pool", "avgpool_fwd", &k));
   WRN_ARG_MEM(k, 0, y);
@@ -116,6 +120,17 @@ wrn_status wrn_avgpool_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, const wrn_
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                     "avgpool_backward: accumulate must be 0 or 1, got %d", accumulate);
   cl_kernel k;
+  if (pool_is_global(s)) {
+    /* One window per plane: a broadcast, without the generic kernel's window search. */
+    WRN_TRY(wrn_kernel_get(ctx, "pool", "avgpool_global_bwd", &k));
+    WRN_ARG_MEM(k, 0, dx);
+    WRN_ARG_MEM(k, 2, dy);
+    WRN_ARG(k, 4, cl_uint, (cl_uint)(s->n * s->c));
+    WRN_ARG(k, 5, cl_uint, (cl_uint)(s->h * s->w));
+    WRN_ARG_REAL(ctx, k, 6, 1.0 / ((double)s->k * s->k));
+    WRN_ARG(k, 7, cl_int, accumulate);
+    return wrn_enqueue_1d(ctx, k, pool_in_elems(s), WRN_CAT_POOL);
+  }
   WRN_TRY(wrn_kernel_get(ctx, "pool", "avgpool_bwd", &k));
   WRN_ARG_MEM(k, 0, dx);
   WRN_ARG_MEM(k, 2, dy);

@@ -428,8 +428,16 @@ wrn_status wrn_alloc(wrn_ctx *ctx, size_t bytes, const char *what, cl_mem *out) 
                     "allocating %s (%.1f MiB) on '%s' failed with %s; try a smaller --batch",
                     what, bytes / mib, ctx->dev.name, wrn_cl_error_name(e));
   /* Touch it so that an over-committed device fails now, with a message naming the buffer. */
-  cl_uchar zero = 0;
-  e = clEnqueueFillBuffer(ctx->queue, m, &zero, 1, 0, bytes, 0, NULL, NULL);
+  /* The widest pattern that divides the size, in pieces of at most 256 MiB: one fill of
+   * several GiB with a one-byte pattern has failed on a GPU driver. */
+  static const cl_uint zeros[4] = {0, 0, 0, 0};
+  size_t pat = bytes % 16 == 0 ? 16 : bytes % 8 == 0 ? 8 : bytes % 4 == 0 ? 4 : bytes % 2 == 0 ? 2 : 1;
+  const size_t piece = (size_t)256 << 20;
+  e = CL_SUCCESS;
+  for (size_t off = 0; off < bytes && e == CL_SUCCESS; off += piece) {
+    size_t len = bytes - off < piece ? bytes - off : piece;
+    e = clEnqueueFillBuffer(ctx->queue, m, zeros, pat, off, len, 0, NULL, NULL);
+  }
   if (e == CL_SUCCESS) e = clFinish(ctx->queue);
   if (e != CL_SUCCESS) {
     clReleaseMemObject(m);

@@ -242,10 +242,13 @@ wrn_status wrn_bn_forward_infer(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem gamm
                                 wrn_mem running_mean, wrn_mem running_var, int n, int c, int hw,
                                 double eps, int relu);
 /* Backward of the training forward. y is the forward output (used for the ReLU mask when
- * relu=1). dx, dgamma, dbeta each (+)= by `accumulate`. */
+ * relu=1). dx (+)= by accumulate_dx; dgamma and dbeta (+)= by accumulate_params (kept
+ * apart: a residual input's gradient accumulates while its BN's parameter gradients are
+ * overwritten each step). */
 wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbeta, wrn_mem dy,
                            wrn_mem x, wrn_mem y, wrn_mem gamma, wrn_mem save_mean,
-                           wrn_mem save_invstd, int n, int c, int hw, int relu, int accumulate);
+                           wrn_mem save_invstd, int n, int c, int hw, int relu, int accumulate_dx,
+                           int accumulate_params);
 
 /* ---------------------------------------------------------------- dropout */
 

@@ -150,19 +150,21 @@ static void train_case(wrn_ctx *ctx, shape s, int relu, size_t off) {
   t_round(ctx, dy, T), t_round(ctx, dx0, T), t_round(ctx, dg0, c), t_round(ctx, db0, c);
   /* y back to the training output for the mask. */
   cl_mem YT = up_off(ctx, y, T, off), DY = up_off(ctx, dy, T, off);
-  for (int acc = 0; acc < 2; acc++) {
+  /* All four combinations of the two accumulate flags (dx; dgamma and dbeta). */
+  for (int mode = 0; mode < 4; mode++) {
+    int acc_dx = mode & 1, acc_p = mode >> 1;
     cl_mem DX = up_off(ctx, dx0, T, off), DG = up_off(ctx, dg0, c, off),
            DB = up_off(ctx, db0, c, off);
     WT_OK(wrn_bn_backward(ctx, at(DX, off), at(DG, off), at(DB, off), at(DY, off), at(X, off),
                           at(YT, off), at(G, off), at(SM, off), at(SI, off), s.n, c, s.hw, relu,
-                          acc));
+                          acc_dx, acc_p));
     down_off(ctx, gdx, DX, T, off);
     down_off(ctx, gdg, DG, c, off);
     down_off(ctx, gdb, DB, c, off);
-    memcpy(rdx, dx0, T * sizeof *rdx);
-    memcpy(rdg, dg0, c * sizeof *rdg);
-    memcpy(rdb, db0, c * sizeof *rdb);
-    ref_bn_backward(rdx, rdg, rdb, dy, d.x, y, d.gamma, sm, si, s.n, c, s.hw, relu, acc);
+    /* The reference adds to what its outputs hold: zeros stand for overwrite. */
+    for (size_t i = 0; i < T; i++) rdx[i] = acc_dx ? dx0[i] : 0.0;
+    for (int i = 0; i < c; i++) rdg[i] = acc_p ? dg0[i] : 0.0, rdb[i] = acc_p ? db0[i] : 0.0;
+    ref_bn_backward(rdx, rdg, rdb, dy, d.x, y, d.gamma, sm, si, s.n, c, s.hw, relu, 1);
     /* Float: dx = A (g - B - xhat D) with terms of size ~1 and A up to ~1.5: 1e-5 absolute.
      * dgamma and dbeta sum up to 8192 terms of size ~1 (results ~100): 1e-5 relative plus
      * 1e-4 absolute for sums that cancel. */
@@ -266,7 +268,7 @@ static void numeric_case(wrn_ctx *ctx, shape s, int relu) {
          DB = t_upload(ctx, zero, c);
   WT_OK(wrn_bn_backward(ctx, t_mem(DX), t_mem(DG), t_mem(DB), t_mem(DY), t_mem(f.X),
                         t_mem(f.Y), t_mem(f.G), t_mem(f.SM), t_mem(f.SI), s.n, c, s.hw, relu,
-                        0));
+                        0, 0));
   /* Central differences with h = 1e-5 on a loss of size ~10: truncation ~h^2 |f'''| ~ 1e-9,
    * cancellation ~1e-16 * 10 / 1e-5 = 1e-10; 1e-7 absolute + 1e-6 relative covers both. */
   const double h = 1e-5, atol = 1e-7, rtol = 1e-6;
@@ -324,7 +326,7 @@ static void test_bn_bits(void **state) {
     WT_OK(wrn_bn_forward_train(ctx, t_mem(Y), t_mem(SM), t_mem(SI), t_mem(RM), t_mem(RV),
                                t_mem(X), t_mem(G), t_mem(B), s.n, c, s.hw, MOMENTUM, EPS, 1));
     WT_OK(wrn_bn_backward(ctx, t_mem(DX), t_mem(DG), t_mem(DB), t_mem(DY), t_mem(X), t_mem(Y),
-                          t_mem(G), t_mem(SM), t_mem(SI), s.n, c, s.hw, 1, 0));
+                          t_mem(G), t_mem(SM), t_mem(SI), s.n, c, s.hw, 1, 0, 0));
     t_download(ctx, k ? b : a, DX, T);
     t_download(ctx, run[k], SI, c);
     t_download(ctx, run[k] + c, DG, c);
@@ -369,12 +371,13 @@ static void test_bn_bad_args(void **state) {
              "running_var");
   expect_bad(wrn_bn_forward_infer(ctx, m, m, m, m, m, m, 2, 0, 2, 1e-5, 0), inf, "c=0");
   expect_bad(wrn_bn_forward_infer(ctx, m, m, m, m, m, m, 2, 2, 2, NAN, 0), inf, "eps");
-  expect_bad(wrn_bn_backward(ctx, m, none, m, m, m, m, m, m, m, 2, 2, 2, 0, 0), bw, "dgamma");
-  expect_bad(wrn_bn_backward(ctx, m, m, m, m, m, none, m, m, m, 2, 2, 2, 1, 0), bw, "y");
-  expect_bad(wrn_bn_backward(ctx, m, m, m, m, m, m, m, m, m, 2, 2, 2, 0, 3), bw, "accumulate");
-  expect_bad(wrn_bn_backward(ctx, m, m, m, m, m, m, m, m, m, 2, -2, 2, 0, 0), bw, "c=-2");
+  expect_bad(wrn_bn_backward(ctx, m, none, m, m, m, m, m, m, m, 2, 2, 2, 0, 0, 0), bw, "dgamma");
+  expect_bad(wrn_bn_backward(ctx, m, m, m, m, m, none, m, m, m, 2, 2, 2, 1, 0, 0), bw, "y");
+  expect_bad(wrn_bn_backward(ctx, m, m, m, m, m, m, m, m, m, 2, 2, 2, 0, 3, 0), bw, "accumulate_dx");
+  expect_bad(wrn_bn_backward(ctx, m, m, m, m, m, m, m, m, m, 2, 2, 2, 0, 0, -1), bw, "accumulate_params");
+  expect_bad(wrn_bn_backward(ctx, m, m, m, m, m, m, m, m, m, 2, -2, 2, 0, 0, 0), bw, "c=-2");
   /* Without the ReLU mask y is not needed. */
-  WT_OK(wrn_bn_backward(ctx, m, m, m, m, m, none, m, m, m, 2, 2, 2, 0, 0));
+  WT_OK(wrn_bn_backward(ctx, m, m, m, m, m, none, m, m, m, 2, 2, 2, 0, 0, 0));
   WT_OK(wrn_ctx_finish(ctx));
   wrn_release(&M);
 }

@@ -11,6 +11,7 @@
 static const wrn_pool_shape shapes[] = {
     {3, 5, 8, 8, 8, 1, 0},     /* the WRN head: global 8x8 */
     {2, 3, 7, 7, 7, 1, 0},     /* global, odd */
+    {2, 3, 5, 5, 5, 2, 0},     /* global with a stride (still one window) */
     {1, 1, 1, 1, 1, 1, 0},     /* one element */
     {2, 3, 9, 11, 3, 2, 1},    /* ImageNet stem window, odd sizes */
     {1, 2, 16, 16, 3, 2, 1},   /* stem window, even */
@@ -145,7 +146,7 @@ static void test_pool_numeric(void **state) {
   (void)state;
   wrn_ctx *ctx = t_ctx64();
   if (!ctx) skip();
-  static const size_t pick[] = {1, 3, 6, 7, 8};
+  static const size_t pick[] = {1, 4, 7, 8, 9};
   for (size_t pi = 0; pi < sizeof pick / sizeof pick[0]; pi++) {
     const wrn_pool_shape *s = &shapes[pick[pi]];
     size_t nin = (size_t)s->n * s->c * s->h * s->w,

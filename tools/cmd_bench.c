@@ -240,7 +240,8 @@ static void json_str(FILE *f, const char *s) {
 }
 
 static void json_num(FILE *f, double v) {
-  if (isfinite(v)) fprintf(f, "%.6g", v);
+  if (isfinite(v) && v == (double)(long long)v && fabs(v) < 1e15) fprintf(f, "%lld", (long long)v);
+  else if (isfinite(v)) fprintf(f, "%.6g", v);
   else fputs("null", f);
 }
 
@@ -273,30 +274,25 @@ static int write_json(const char *path, const bench_opts *o, const bench_row *ro
     if (r->ok) fputs("null", f);
     else json_str(f, r->error);
     if (r->ok) {
-      fprintf(f, ",\"ms_per_step\":{\"median\":");
-      json_num(f, r->ms_median);
-      fprintf(f, ",\"min\":");
-      json_num(f, r->ms_min);
-      fprintf(f, ",\"p25\":");
-      json_num(f, r->ms_p25);
-      fprintf(f, ",\"p75\":");
-      json_num(f, r->ms_p75);
-      fprintf(f, ",\"max\":");
-      json_num(f, r->ms_max);
-      fprintf(f, "},\"images_per_s\":");
-      json_num(f, r->images_per_s);
-      fprintf(f, ",\"tflops\":");
-      json_num(f, r->tflops);
-      fprintf(f, ",\"peak_gflops\":");
-      json_num(f, r->peak_gflops);
-      fprintf(f, ",\"peak_share\":");
-      json_num(f, r->peak_share);
-      fprintf(f, ",\"mem_peak_bytes\":%zu,\"ready_cold_s\":", r->mem_peak);
-      json_num(f, r->ready_cold_s);
-      fprintf(f, ",\"ready_warm_s\":");
-      json_num(f, r->ready_warm_s);
-      fprintf(f, ",\"warmup_s\":");
-      json_num(f, r->warmup_s);
+      const struct {
+        const char *key;
+        double v;
+      } spread[] = {{"median", r->ms_median}, {"min", r->ms_min}, {"p25", r->ms_p25},
+                {"p75", r->ms_p75}, {"max", r->ms_max}},
+        vals[] = {{"images_per_s", r->images_per_s}, {"tflops", r->tflops},
+                  {"peak_gflops", r->peak_gflops}, {"peak_share", r->peak_share},
+                  {"mem_peak_bytes", (double)r->mem_peak}, {"ready_cold_s", r->ready_cold_s},
+                  {"ready_warm_s", r->ready_warm_s}, {"warmup_s", r->warmup_s}};
+      fprintf(f, ",\"ms_per_step\":{");
+      for (size_t k = 0; k < sizeof spread / sizeof spread[0]; k++) {
+        fprintf(f, "%s\"%s\":", k ? "," : "", spread[k].key);
+        json_num(f, spread[k].v);
+      }
+      fputc('}', f);
+      for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) {
+        fprintf(f, ",\"%s\":", vals[k].key);
+        json_num(f, vals[k].v);
+      }
       fprintf(f, ",\"profile\":[");
       double total = 0;
       for (int c = 0; c < WRN_CAT_COUNT; c++) total += r->prof.ms[c];
