@@ -82,11 +82,13 @@ inline void gemm_store_row(__global real *p, realv acc, real alpha, real beta, i
   }
 }
 
-/* The NN/TN body; A_AT(r, k) reads A's element of tile row r at depth k. Rows beyond M are
+/* The NN/TN body; dimension 0 runs along M, so that consecutive work-items (which PoCL runs
+ * one after another on a core) share the same panel of B, K rows deep, while it is in cache.
+ * A_AT(r, k) reads A's element of tile row r at depth k. Rows beyond M are
  * clamped to M-1 (their results are not stored), so only the right edge needs care. */
 #define GEMM_NN_BODY(A_AT)                                                                  \
-  const int n0 = (int)get_global_id(0) * GEMM_TN_COLS;                                      \
-  const int m0 = (int)get_global_id(1) * GEMM_TM;                                           \
+  const int m0 = (int)get_global_id(0) * GEMM_TM;                                           \
+  const int n0 = (int)get_global_id(1) * GEMM_TN_COLS;                                      \
   if (n0 < N && m0 < M) {                                                                   \
     __global const real *A = a + a_off;                                                     \
     __global const real *brow = b + b_off + n0;                                             \

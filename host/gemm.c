@@ -80,13 +80,16 @@ static wrn_status run_own(wrn_ctx *ctx, wrn_op_cat cat, int form, size_t m, size
     tiles_m = (m + GEMM_TM - 1) / GEMM_TM;
   }
   /* Small groups: each work-item already does a lot of work, and many groups keep every
-   * core (or compute unit) busy on the small GEMMs of 8x8 maps. */
+   * core (or compute unit) busy on the small GEMMs of 8x8 maps. NN/TN kernels take M tiles
+   * along dimension 0 (consecutive work-items share B's panel), NT kernels N tiles (they
+   * share A's rows). */
+  const size_t t0 = form == FORM_NT ? tiles_n : tiles_m, t1 = form == FORM_NT ? tiles_m : tiles_n;
   const size_t cap = ctx->max_wg < 64 ? ctx->max_wg : 64;
-  size_t l0 = pow2_cap(tiles_n, 16);
+  size_t l0 = pow2_cap(t0, 16);
   if (l0 > cap) l0 = cap;
-  size_t l1 = pow2_cap(tiles_m, cap / l0);
+  size_t l1 = pow2_cap(t1, cap / l0);
   size_t lws[2] = {l0, l1};
-  size_t gws[2] = {wrn_round_up(tiles_n, l0), wrn_round_up(tiles_m, l1)};
+  size_t gws[2] = {wrn_round_up(t0, l0), wrn_round_up(t1, l1)};
   return wrn_enqueue(ctx, kr, 2, gws, lws, cat, 2.0 * (double)m * (double)n * (double)k);
 }
 
