@@ -41,6 +41,9 @@ typedef GEMM_CAT(REAL, GEMM_VW) realv;
 #define VLOADV(i, p) GEMM_CAT(vload, GEMM_VW)(i, p)
 #define VSTOREV(v, i, p) GEMM_CAT(vstore, GEMM_VW)(v, i, p)
 #define GEMM_TN_COLS (GEMM_TNV * GEMM_VW)
+/* The tile loops must be unrolled so that the tile lives in registers: PoCL's CPU pipeline
+ * otherwise keeps it in memory (a load, multiply, add and store per element). */
+#define GEMM_UNROLL _Pragma("unroll")
 
 /* Sum of a vector's lanes, in a fixed order. */
 inline real gemm_lane_sum(realv v) {
@@ -61,7 +64,7 @@ inline real gemm_lane_sum(realv v) {
 inline realv gemm_load_row(__global const real *p, int full, int valid) {
   if (full) return VLOADV(0, p);
   real t[GEMM_VW];
-  for (int l = 0; l < GEMM_VW; l++) t[l] = l < valid ? p[l] : (real)0;
+  GEMM_UNROLL for (int l = 0; l < GEMM_VW; l++) t[l] = l < valid ? p[l] : (real)0;
   return VLOADV(0, t);
 }
 
@@ -93,36 +96,36 @@ inline void gemm_store_row(__global real *p, realv acc, real alpha, real beta, i
     __global const real *A = a + a_off;                                                     \
     __global const real *brow = b + b_off + n0;                                             \
     int rows[GEMM_TM];                                                                      \
-    for (int r = 0; r < GEMM_TM; r++) rows[r] = min(m0 + r, M - 1);                         \
+    GEMM_UNROLL for (int r = 0; r < GEMM_TM; r++) rows[r] = min(m0 + r, M - 1);             \
     realv acc[GEMM_TM][GEMM_TNV];                                                           \
-    for (int r = 0; r < GEMM_TM; r++)                                                       \
-      for (int v = 0; v < GEMM_TNV; v++) acc[r][v] = (realv)(0);                            \
+    GEMM_UNROLL for (int r = 0; r < GEMM_TM; r++)                                           \
+      GEMM_UNROLL for (int v = 0; v < GEMM_TNV; v++) acc[r][v] = (realv)(0);                \
     if (n0 + GEMM_TN_COLS <= N) {                                                           \
       for (int k = 0; k < K; k++) {                                                         \
         realv bv[GEMM_TNV];                                                                 \
-        for (int v = 0; v < GEMM_TNV; v++) bv[v] = VLOADV(v, brow);                         \
-        for (int r = 0; r < GEMM_TM; r++) {                                                 \
+        GEMM_UNROLL for (int v = 0; v < GEMM_TNV; v++) bv[v] = VLOADV(v, brow);             \
+        GEMM_UNROLL for (int r = 0; r < GEMM_TM; r++) {                                     \
           realv av = (realv)(A_AT(rows[r], k));                                             \
-          for (int v = 0; v < GEMM_TNV; v++) acc[r][v] = mad(av, bv[v], acc[r][v]);         \
+          GEMM_UNROLL for (int v = 0; v < GEMM_TNV; v++) acc[r][v] = fma(av, bv[v], acc[r][v]); \
         }                                                                                   \
         brow += ldb;                                                                        \
       }                                                                                     \
     } else {                                                                                \
       for (int k = 0; k < K; k++) {                                                         \
         realv bv[GEMM_TNV];                                                                 \
-        for (int v = 0; v < GEMM_TNV; v++)                                                  \
+        GEMM_UNROLL for (int v = 0; v < GEMM_TNV; v++)                                      \
           bv[v] = gemm_load_row(brow + v * GEMM_VW, 0, N - n0 - v * GEMM_VW);               \
-        for (int r = 0; r < GEMM_TM; r++) {                                                 \
+        GEMM_UNROLL for (int r = 0; r < GEMM_TM; r++) {                                     \
           realv av = (realv)(A_AT(rows[r], k));                                             \
-          for (int v = 0; v < GEMM_TNV; v++) acc[r][v] = mad(av, bv[v], acc[r][v]);         \
+          GEMM_UNROLL for (int v = 0; v < GEMM_TNV; v++) acc[r][v] = fma(av, bv[v], acc[r][v]); \
         }                                                                                   \
         brow += ldb;                                                                        \
       }                                                                                     \
     }                                                                                       \
     __global real *C = c + c_off;                                                           \
-    for (int r = 0; r < GEMM_TM; r++) {                                                     \
+    GEMM_UNROLL for (int r = 0; r < GEMM_TM; r++) {                                         \
       if (m0 + r >= M) break;                                                               \
-      for (int v = 0; v < GEMM_TNV; v++) {                                                  \
+      GEMM_UNROLL for (int v = 0; v < GEMM_TNV; v++) {                                      \
         const int col = n0 + v * GEMM_VW;                                                   \
         if (col < N)                                                                        \
           gemm_store_row(C + (size_t)(m0 + r) * (size_t)ldc + col, acc[r][v], alpha, beta,  \
@@ -156,29 +159,29 @@ __kernel void gemm_nt(int M, int N, int K, real alpha, __global const real *a, u
   if (n0 < N && m0 < M) {
     __global const real *ar[GEMM_NT_TM];
     __global const real *br[GEMM_NT_TJ];
-    for (int r = 0; r < GEMM_NT_TM; r++)
+    GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++)
       ar[r] = a + a_off + (size_t)min(m0 + r, M - 1) * (size_t)lda;
-    for (int j = 0; j < GEMM_NT_TJ; j++)
+    GEMM_UNROLL for (int j = 0; j < GEMM_NT_TJ; j++)
       br[j] = b + b_off + (size_t)min(n0 + j, N - 1) * (size_t)ldb;
     realv acc[GEMM_NT_TM][GEMM_NT_TJ];
-    for (int r = 0; r < GEMM_NT_TM; r++)
-      for (int j = 0; j < GEMM_NT_TJ; j++) acc[r][j] = (realv)(0);
+    GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++)
+      GEMM_UNROLL for (int j = 0; j < GEMM_NT_TJ; j++) acc[r][j] = (realv)(0);
     const int kv = K / GEMM_VW;
     for (int q = 0; q < kv; q++) {
       realv av[GEMM_NT_TM];
-      for (int r = 0; r < GEMM_NT_TM; r++) av[r] = VLOADV(q, ar[r]);
-      for (int j = 0; j < GEMM_NT_TJ; j++) {
+      GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++) av[r] = VLOADV(q, ar[r]);
+      GEMM_UNROLL for (int j = 0; j < GEMM_NT_TJ; j++) {
         realv bv = VLOADV(q, br[j]);
-        for (int r = 0; r < GEMM_NT_TM; r++) acc[r][j] = mad(av[r], bv, acc[r][j]);
+        GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++) acc[r][j] = fma(av[r], bv, acc[r][j]);
       }
     }
     __global real *C = c + c_off;
-    for (int r = 0; r < GEMM_NT_TM; r++) {
+    GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++) {
       if (m0 + r >= M) break;
-      for (int j = 0; j < GEMM_NT_TJ; j++) {
+      GEMM_UNROLL for (int j = 0; j < GEMM_NT_TJ; j++) {
         if (n0 + j >= N) break;
         real s = gemm_lane_sum(acc[r][j]);
-        for (int k = kv * GEMM_VW; k < K; k++) s = mad(ar[r][k], br[j][k], s);
+        for (int k = kv * GEMM_VW; k < K; k++) s = fma(ar[r][k], br[j][k], s);
         __global real *p = C + (size_t)(m0 + r) * (size_t)ldc + (n0 + j);
         real out = alpha * s;
         if (beta != (real)0) out += beta * *p;
