@@ -32,7 +32,7 @@
 #define GEMM_NT_TM 4
 #endif
 #ifndef GEMM_NT_TJ
-#define GEMM_NT_TJ 4
+#define GEMM_NT_TJ 6
 #endif
 
 #define GEMM_CAT2(a, b) a##b

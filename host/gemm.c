@@ -17,7 +17,7 @@
 #define GEMM_TM 6
 #define GEMM_TNV 4
 #define GEMM_NT_TM 4
-#define GEMM_NT_TJ 4
+#define GEMM_NT_TJ 6
 
 enum { FORM_NN = 0, FORM_TN = 1, FORM_NT = 2, FORM_TT = 3 };
 enum { MODE_AUTO = 0, MODE_CLBLAST = 1, MODE_OWN = 2 };
