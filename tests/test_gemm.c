@@ -24,7 +24,7 @@ typedef struct gshape {
   size_t m, n, k;
 } gshape;
 
-/* Tiles are 6 x 64 (NN/TN, float), 6 x 32 (double) and 4 x 4 with 16- or 8-wide vectors
+/* Tiles are 6 x 64 (NN/TN, float), 6 x 32 (double) and 4 x 6 with 16- or 8-wide vectors
  * along k (NT): these cover single elements, ragged edges on every side, exact tiles, k
  * below one vector and a long reduction with a tail. */
 static const gshape shapes[] = {{1, 1, 1},    {17, 33, 9},  {64, 1000, 144}, {100, 7, 300},
