@@ -34,6 +34,12 @@
 #ifndef GEMM_NT_TJ
 #define GEMM_NT_TJ 6
 #endif
+#ifndef GEMM_NT_GM
+#define GEMM_NT_GM 4
+#endif
+#ifndef GEMM_NT_KCV
+#define GEMM_NT_KCV 32
+#endif
 
 #define GEMM_CAT2(a, b) a##b
 #define GEMM_CAT(a, b) GEMM_CAT2(a, b)
@@ -149,44 +155,65 @@ __kernel void gemm_tn(int M, int N, int K, real alpha, __global const real *a, u
   GEMM_NN_BODY(GEMM_TN_A)
 }
 
-/* Work-item (j, i) owns C[i*TM ..][j*TJ ..]; rows of A and B beyond the edges are clamped
- * (their sums are computed but not stored). */
+/* Work-item (j, i) owns GEMM_NT_GM register tiles of GEMM_NT_TM x GEMM_NT_TJ outputs,
+ * stacked along M. The reduction runs in chunks of GEMM_NT_KCV vectors; within a chunk the
+ * tiles take turns (their sums parked in private memory between chunks), so B's rows for the
+ * chunk come from memory once and are reused GEMM_NT_GM times from L1 instead of being
+ * streamed again for every M tile (the long reductions of weight gradients are memory
+ * bound otherwise). Rows of A and B beyond the edges are clamped (their sums are computed
+ * but not stored). */
 __kernel void gemm_nt(int M, int N, int K, real alpha, __global const real *a, ulong a_off,
                       int lda, __global const real *b, ulong b_off, int ldb, real beta,
                       __global real *c, ulong c_off, int ldc) {
   const int n0 = (int)get_global_id(0) * GEMM_NT_TJ;
-  const int m0 = (int)get_global_id(1) * GEMM_NT_TM;
-  if (n0 < N && m0 < M) {
-    __global const real *ar[GEMM_NT_TM];
+  const int mb = (int)get_global_id(1) * (GEMM_NT_TM * GEMM_NT_GM);
+  if (n0 < N && mb < M) {
     __global const real *br[GEMM_NT_TJ];
-    GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++)
-      ar[r] = a + a_off + (size_t)min(m0 + r, M - 1) * (size_t)lda;
     GEMM_UNROLL for (int j = 0; j < GEMM_NT_TJ; j++)
       br[j] = b + b_off + (size_t)min(n0 + j, N - 1) * (size_t)ldb;
-    realv acc[GEMM_NT_TM][GEMM_NT_TJ];
-    GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++)
-      GEMM_UNROLL for (int j = 0; j < GEMM_NT_TJ; j++) acc[r][j] = (realv)(0);
+    const int groups = min(GEMM_NT_GM, (M - mb + GEMM_NT_TM - 1) / GEMM_NT_TM);
+    realv park[GEMM_NT_GM][GEMM_NT_TM][GEMM_NT_TJ];
+    for (int g = 0; g < GEMM_NT_GM; g++)
+      GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++)
+        GEMM_UNROLL for (int j = 0; j < GEMM_NT_TJ; j++) park[g][r][j] = (realv)(0);
     const int kv = K / GEMM_VW;
-    for (int q = 0; q < kv; q++) {
-      realv av[GEMM_NT_TM];
-      GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++) av[r] = VLOADV(q, ar[r]);
-      GEMM_UNROLL for (int j = 0; j < GEMM_NT_TJ; j++) {
-        realv bv = VLOADV(q, br[j]);
-        GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++) acc[r][j] = fma(av[r], bv, acc[r][j]);
+    for (int q0 = 0; q0 < kv; q0 += GEMM_NT_KCV) {
+      const int q1 = min(q0 + GEMM_NT_KCV, kv);
+      for (int g = 0; g < groups; g++) {
+        __global const real *ar[GEMM_NT_TM];
+        GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++)
+          ar[r] = a + a_off + (size_t)min(mb + g * GEMM_NT_TM + r, M - 1) * (size_t)lda;
+        realv acc[GEMM_NT_TM][GEMM_NT_TJ];
+        GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++)
+          GEMM_UNROLL for (int j = 0; j < GEMM_NT_TJ; j++) acc[r][j] = park[g][r][j];
+        for (int q = q0; q < q1; q++) {
+          realv av[GEMM_NT_TM];
+          GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++) av[r] = VLOADV(q, ar[r]);
+          GEMM_UNROLL for (int j = 0; j < GEMM_NT_TJ; j++) {
+            realv bv = VLOADV(q, br[j]);
+            GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++)
+              acc[r][j] = fma(av[r], bv, acc[r][j]);
+          }
+        }
+        GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++)
+          GEMM_UNROLL for (int j = 0; j < GEMM_NT_TJ; j++) park[g][r][j] = acc[r][j];
       }
     }
     __global real *C = c + c_off;
-    GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++) {
-      if (m0 + r >= M) break;
-      GEMM_UNROLL for (int j = 0; j < GEMM_NT_TJ; j++) {
-        if (n0 + j >= N) break;
-        real s = gemm_lane_sum(acc[r][j]);
-        for (int k = kv * GEMM_VW; k < K; k++) s = fma(ar[r][k], br[j][k], s);
-        __global real *p = C + (size_t)(m0 + r) * (size_t)ldc + (n0 + j);
-        real out = alpha * s;
-        if (beta != (real)0) out += beta * *p;
-        *p = out;
+    for (int g = 0; g < groups; g++)
+      GEMM_UNROLL for (int r = 0; r < GEMM_NT_TM; r++) {
+        const int m = mb + g * GEMM_NT_TM + r;
+        if (m >= M) break;
+        __global const real *ap = a + a_off + (size_t)m * (size_t)lda;
+        GEMM_UNROLL for (int j = 0; j < GEMM_NT_TJ; j++) {
+          if (n0 + j >= N) break;
+          real s = gemm_lane_sum(park[g][r][j]);
+          for (int k = kv * GEMM_VW; k < K; k++) s = fma(ap[k], br[j][k], s);
+          __global real *p = C + (size_t)m * (size_t)ldc + (n0 + j);
+          real out = alpha * s;
+          if (beta != (real)0) out += beta * *p;
+          *p = out;
+        }
       }
-    }
   }
 }

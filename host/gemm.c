@@ -18,6 +18,7 @@
 #define GEMM_TNV 4
 #define GEMM_NT_TM 4
 #define GEMM_NT_TJ 6
+#define GEMM_NT_GM 4
 
 enum { FORM_NN = 0, FORM_TN = 1, FORM_NT = 2, FORM_TT = 3 };
 enum { MODE_AUTO = 0, MODE_CLBLAST = 1, MODE_OWN = 2 };
@@ -73,7 +74,7 @@ static wrn_status run_own(wrn_ctx *ctx, wrn_op_cat cat, int form, size_t m, size
   size_t tiles_n, tiles_m;
   if (form == FORM_NT) {
     tiles_n = (n + GEMM_NT_TJ - 1) / GEMM_NT_TJ;
-    tiles_m = (m + GEMM_NT_TM - 1) / GEMM_NT_TM;
+    tiles_m = (m + GEMM_NT_TM * GEMM_NT_GM - 1) / (GEMM_NT_TM * GEMM_NT_GM);
   } else {
     const size_t cols = (size_t)GEMM_TNV * (ctx->dtype == WRN_F64 ? 8 : 16);
     tiles_n = (n + cols - 1) / cols;
@@ -88,6 +89,12 @@ static wrn_status run_own(wrn_ctx *ctx, wrn_op_cat cat, int form, size_t m, size
   size_t l0 = pow2_cap(t0, 16);
   if (l0 > cap) l0 = cap;
   size_t l1 = pow2_cap(t1, cap / l0);
+  /* At least 16 groups where the tiles allow, so that a small GEMM is not left to one or
+   * two cores (or compute units) while the others idle. */
+  while (((t0 + l0 - 1) / l0) * ((t1 + l1 - 1) / l1) < 16 && l0 * l1 > 1) {
+    if (l1 > 1) l1 /= 2;
+    else l0 /= 2;
+  }
   size_t lws[2] = {l0, l1};
   size_t gws[2] = {wrn_round_up(t0, l0), wrn_round_up(t1, l1)};
   return wrn_enqueue(ctx, kr, 2, gws, lws, cat, 2.0 * (double)m * (double)n * (double)k);
