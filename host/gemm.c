@@ -85,7 +85,12 @@ static wrn_status run_own(wrn_ctx *ctx, wrn_op_cat cat, int form, size_t m, size
    * along dimension 0 (consecutive work-items share B's panel), NT kernels N tiles (they
    * share A's rows). */
   const size_t t0 = form == FORM_NT ? tiles_n : tiles_m, t1 = form == FORM_NT ? tiles_m : tiles_n;
-  const size_t cap = ctx->max_wg < 64 ? ctx->max_wg : 64;
+  /* The kernel's own limit can be below the device's where its tile needs many registers. */
+  size_t kwg = 0;
+  WRN_CL_CHECK(clGetKernelWorkGroupInfo(kr, ctx->dev.device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg,
+                                        &kwg, NULL));
+  size_t cap = ctx->max_wg < 64 ? ctx->max_wg : 64;
+  while (kwg && cap > kwg) cap /= 2;
   size_t l0 = pow2_cap(t0, 16);
   if (l0 > cap) l0 = cap;
   size_t l1 = pow2_cap(t1, cap / l0);
@@ -106,11 +111,10 @@ static double now_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Times both paths on this shape (writing into a scratch copy of C, so the caller's C is
- * untouched and beta != 0 is not applied twice) and returns 1 when ours is faster. */
+/* Times both paths on this shape (writing into scratch with beta 0, so the caller's C is
+ * untouched and the scratch is never read) and returns 1 when ours is faster. */
 static wrn_status choose(wrn_ctx *ctx, int form, int ta, int tb, size_t m, size_t n, size_t k,
-                         wrn_mem a, size_t lda, wrn_mem b, size_t ldb, double beta, size_t ldc,
-                         int *own) {
+                         wrn_mem a, size_t lda, wrn_mem b, size_t ldb, size_t ldc, int *own) {
   const size_t elems = (m - 1) * ldc + n;
   cl_int err;
   cl_mem scratch = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, elems * ctx->real_size, NULL, &err);
@@ -119,6 +123,7 @@ static wrn_status choose(wrn_ctx *ctx, int form, int ta, int tb, size_t m, size_
   ctx->profile = 0; /* the trial runs stay out of the profile */
   wrn_mem s = {scratch, 0};
   double best[2] = {1e300, 1e300};
+  int own_failed = 0;
   wrn_status st = WRN_OK;
   for (int rep = 0; rep < 3 && st == WRN_OK; rep++) {
     for (int path = 0; path < 2 && st == WRN_OK; path++) {
@@ -128,18 +133,26 @@ static wrn_status choose(wrn_ctx *ctx, int form, int ta, int tb, size_t m, size_
         break;
       }
       const double t0 = now_s();
-      st = path ? run_own(ctx, WRN_CAT_OTHER, form, m, n, k, 1.0, a, lda, b, ldb, beta, s, ldc)
-                : run_clblast(ctx, NULL, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, s, ldc);
+      if (path == 1 && own_failed) continue;
+      st = path ? run_own(ctx, WRN_CAT_OTHER, form, m, n, k, 1.0, a, lda, b, ldb, 0.0, s, ldc)
+                : run_clblast(ctx, NULL, ta, tb, m, n, k, 1.0, a, lda, b, ldb, 0.0, s, ldc);
       e = clFinish(ctx->queue);
       if (st == WRN_OK && e != CL_SUCCESS) st = wrn_cl_fail(e, "clFinish", WRN_WHERE);
       const double dt = now_s() - t0;
+      if (path == 1 && st != WRN_OK) {
+        /* Our kernel cannot run here (resources, say): CLBlast it is. A failed enqueue
+         * leaves the queue usable; anything worse shows up in the next clFinish. */
+        own_failed = 1;
+        st = WRN_OK;
+        continue;
+      }
       /* The first round compiles and warms caches; it does not count. */
       if (rep > 0 && dt < best[path]) best[path] = dt;
     }
   }
   ctx->profile = prof;
   clReleaseMemObject(scratch);
-  *own = best[1] < best[0];
+  *own = !own_failed && best[1] < best[0];
   if (getenv("WRN_GEMM_VERBOSE"))
     fprintf(stderr, "wrn_gemm: form %d m=%zu n=%zu k=%zu: clblast %.3f ms (%.1f GFLOP/s), "
                     "own %.3f ms (%.1f GFLOP/s) -> %s\n",
@@ -195,7 +208,7 @@ wrn_status wrn_gemm(wrn_ctx *ctx, wrn_op_cat cat, int trans_a, int trans_b, size
         }
       }
       if (!found) {
-        WRN_TRY(choose(ctx, form, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, ldc, &own));
+        WRN_TRY(choose(ctx, form, trans_a, trans_b, m, n, k, a, lda, b, ldb, ldc, &own));
         const int cap = (int)(sizeof ctx->gemm_choice / sizeof ctx->gemm_choice[0]);
         if (ctx->ngemm_choice < cap) {
           struct wrn_gemm_choice *ch = &ctx->gemm_choice[ctx->ngemm_choice++];
