@@ -85,7 +85,7 @@ static wrn_status bn_flag(const char *fn, const char *what, int v) {
 /* A (l0, l1) work-group for a (hw, rows) layout: l0 covers hw up to the total, l1 the rest,
  * both within the device's per-dimension limits. */
 static wrn_status bn_wg2(wrn_ctx *ctx, cl_kernel k, int hw, size_t *l0, size_t *l1) {
-  size_t total, dims[3] = {0, 0, 0};
+  size_t total = 0, dims[3] = {0, 0, 0};
   WRN_TRY(bn_wg(ctx, k, 256, &total));
   WRN_CL_CHECK(clGetDeviceInfo(ctx->dev.device, CL_DEVICE_MAX_WORK_ITEM_SIZES, sizeof dims, dims,
                                NULL));
