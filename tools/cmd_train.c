@@ -203,7 +203,7 @@ typedef struct run {
   int64_t steps_per_epoch;
   double loss_sum, train_time;
   int64_t correct, seen;
-  double best_acc;
+  double best_acc, last_acc;
   int tty;
 } run;
 
@@ -614,6 +614,7 @@ static int train_main(run *r, int resuming, const wrn_st_file *resume_f) {
      * line stored in the checkpoint. */
     r->step = 0;
     r->loss_sum = 0, r->correct = 0, r->seen = 0, r->train_time = 0;
+    r->last_acc = test_acc;
     int best = test_acc > r->best_acc;
     if (best) r->best_acc = test_acc;
     char *line = strdup(wrn_json_text(j));
@@ -637,8 +638,9 @@ static int train_main(run *r, int resuming, const wrn_st_file *resume_f) {
     fflush(stdout);
     free(line);
   }
-  printf("train: done. best test accuracy %.2f%%; log %s; checkpoints %s and %s\n", r->best_acc,
-         r->log_path, r->last_path, r->best_path);
+  printf("train: done. final test accuracy %.2f%% (best %.2f%%, chance %.0f%%); log %s; "
+         "checkpoints %s (last) and %s (best)\n",
+         r->last_acc, r->best_acc, 100.0 / r->o.classes, r->log_path, r->last_path, r->best_path);
   return 0;
 }
 
