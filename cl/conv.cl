@@ -228,9 +228,11 @@ __kernel void im2col_k1s2p0_v8(__global real *col, ulong col_off, __global const
   int img = plane / c_in, ci = plane - img * c_in;
   int P = ho * wo;
   ulong N = (ulong)cnt * (ulong)P;
-  __global const real *row = x + x_off + (ulong)plane * (ulong)(h * w) + (ulong)(2 * oy * w + 2 * ox);
+  __global const real *row =
+      x + x_off + (ulong)plane * (ulong)(h * w) + (ulong)(2 * oy * w + 2 * ox);
   real16v c = vload16(0, row);
-  vstore8(c.even, 0, col + col_off + (ulong)ci * N + (ulong)img * (ulong)P + (ulong)(oy * wo + ox));
+  __global real *o = col + col_off + (ulong)ci * N + (ulong)img * (ulong)P;
+  vstore8(c.even, 0, o + (ulong)(oy * wo + ox));
 }
 
 /* col2im, 3x3, stride 1, pad 1 (wo = w, ho = h): input pixel (iy, ix) gathers
