@@ -166,10 +166,82 @@ static wrn_status launch_planes(wrn_ctx *ctx, cl_kernel k, size_t pixels, size_t
   return wrn_enqueue(ctx, k, 2, gws, lws, WRN_CAT_IM2COL, 0);
 }
 
+/* Launch of the run-per-work-item kernels: dimension 0 over runs of 8 pixels along a row,
+ * 1 over the rows, 2 over the (image, channel) planes; groups of up to 256 items, powers of
+ * two covering the row and then the rows, so small maps still fill a group. */
+static wrn_status launch_runs(wrn_ctx *ctx, cl_kernel k, size_t runs, size_t rows,
+                              size_t planes) {
+  size_t cap = 1;
+  while (cap * 2 <= ctx->max_wg && cap < 256) cap *= 2;
+  size_t l0 = 1, l1 = 1;
+  while (l0 < runs && l0 < cap) l0 *= 2;
+  while (l1 < rows && l0 * l1 < cap) l1 *= 2;
+  /* At most 64 along dimension 2, the smallest per-dimension limit of common GPUs. */
+  size_t lws[3] = {l0, l1, cap / (l0 * l1) < 64 ? cap / (l0 * l1) : 64};
+  size_t gws[3] = {wrn_round_up(runs, lws[0]), wrn_round_up(rows, lws[1]),
+                   wrn_round_up(planes, lws[2])};
+  return wrn_enqueue(ctx, k, 3, gws, lws, WRN_CAT_IM2COL, 0);
+}
+
+/* The run-per-work-item kernel for this shape, or NULL: 3x3 pad 1 and 1x1 pad 0, stride 1
+ * or 2 (1x1 stride 1 is a plain relayout, handled by the callers), with rows of a multiple
+ * of 8 pixels (the input rows for col2im, the output rows for im2col) and, for stride 2, an
+ * input exactly twice the output width (the vector reads then stay inside each row). */
+static const char *run_kernel(const wrn_conv_shape *s, const conv_plan *pl, int is_col2im) {
+  const int width = is_col2im ? s->w : pl->wo;
+  if (width % 8 != 0) return NULL;
+  if (s->k == 3 && s->pad == 1 && s->stride == 1)
+    return is_col2im ? "col2im_k3s1p1_v8" : "im2col_k3s1p1_v8";
+  if (s->stride == 2 && s->w == 2 * pl->wo) {
+    if (s->k == 3 && s->pad == 1) return is_col2im ? "col2im_k3s2p1_v8" : "im2col_k3s2p1_v8";
+    if (s->k == 1 && s->pad == 0) return is_col2im ? "col2im_k1s2p0_v8" : "im2col_k1s2p0_v8";
+  }
+  return NULL;
+}
+
+/* to_nchw: nchw[cnt][C][P] (+)= mat[C][cnt*P]; else mat = nchw reordered (accumulate must
+ * be 0). Runs of 16 or 4 pixels per work-item where P allows. */
+static wrn_status relayout(wrn_ctx *ctx, int to_nchw, wrn_mem nchw, wrn_mem mat, int C,
+                           const conv_plan *pl, int cnt, int accumulate) {
+  cl_kernel k;
+  const size_t V = pl->P % 16 == 0 ? 16 : pl->P % 4 == 0 ? 4 : 1;
+  char name[32];
+  snprintf(name, sizeof name, "%s%s", to_nchw ? "mat_to_nchw" : "nchw_to_mat",
+           V == 16 ? "_v16" : V == 4 ? "_v4" : "");
+  WRN_TRY(wrn_kernel_get(ctx, "conv", name, &k));
+  WRN_ARG_MEM(k, 0, to_nchw ? nchw : mat);
+  WRN_ARG_MEM(k, 2, to_nchw ? mat : nchw);
+  WRN_ARG(k, 4, cl_int, C);
+  WRN_ARG(k, 5, cl_int, (cl_int)pl->P);
+  WRN_ARG(k, 6, cl_int, cnt);
+  if (to_nchw) WRN_ARG(k, 7, cl_int, accumulate ? 1 : 0);
+  return launch_planes(ctx, k, pl->P / V, (size_t)cnt * (size_t)C);
+}
+
 /* col[K][cnt*P] from x[cnt][c_in][h][w] */
 static wrn_status im2col(wrn_ctx *ctx, wrn_mem col, wrn_mem x, const wrn_conv_shape *s,
                          const conv_plan *pl, int cnt) {
+  /* 1x1, stride 1, no padding: the col matrix is the input in channel-major order. */
+  if (pl->pointwise) return relayout(ctx, 0, x, col, s->c_in, pl, cnt, 0);
   cl_kernel k;
+  const char *run = run_kernel(s, pl, 0);
+  if (run) {
+    WRN_TRY(wrn_kernel_get(ctx, "conv", run, &k));
+    WRN_ARG_MEM(k, 0, col);
+    WRN_ARG_MEM(k, 2, x);
+    WRN_ARG(k, 4, cl_int, s->c_in);
+    WRN_ARG(k, 5, cl_int, s->h);
+    WRN_ARG(k, 6, cl_int, s->w);
+    if (s->stride == 1) {
+      WRN_ARG(k, 7, cl_int, cnt);
+    } else {
+      WRN_ARG(k, 7, cl_int, pl->ho);
+      WRN_ARG(k, 8, cl_int, pl->wo);
+      WRN_ARG(k, 9, cl_int, cnt);
+    }
+    return launch_runs(ctx, k, (size_t)pl->wo / 8, (size_t)pl->ho,
+                       (size_t)cnt * (size_t)s->c_in);
+  }
   WRN_TRY(wrn_kernel_get(ctx, "conv", s->k == 3 ? "im2col_k3" : "im2col", &k));
   WRN_ARG_MEM(k, 0, col);
   WRN_ARG_MEM(k, 2, x);
@@ -188,7 +260,28 @@ static wrn_status im2col(wrn_ctx *ctx, wrn_mem col, wrn_mem x, const wrn_conv_sh
 /* dx[cnt][c_in][h][w] (+)= col2im(col[K][cnt*P]) */
 static wrn_status col2im(wrn_ctx *ctx, wrn_mem dx, wrn_mem col, const wrn_conv_shape *s,
                          const conv_plan *pl, int cnt, int accumulate) {
+  /* 1x1, stride 1, no padding: col2im is the relayout back to NCHW. */
+  if (pl->pointwise) return relayout(ctx, 1, dx, col, s->c_in, pl, cnt, accumulate);
   cl_kernel k;
+  const char *run = run_kernel(s, pl, 1);
+  if (run) {
+    WRN_TRY(wrn_kernel_get(ctx, "conv", run, &k));
+    WRN_ARG_MEM(k, 0, dx);
+    WRN_ARG_MEM(k, 2, col);
+    WRN_ARG(k, 4, cl_int, s->c_in);
+    WRN_ARG(k, 5, cl_int, s->h);
+    WRN_ARG(k, 6, cl_int, s->w);
+    if (s->stride == 1) {
+      WRN_ARG(k, 7, cl_int, cnt);
+      WRN_ARG(k, 8, cl_int, accumulate ? 1 : 0);
+    } else {
+      WRN_ARG(k, 7, cl_int, pl->ho);
+      WRN_ARG(k, 8, cl_int, pl->wo);
+      WRN_ARG(k, 9, cl_int, cnt);
+      WRN_ARG(k, 10, cl_int, accumulate ? 1 : 0);
+    }
+    return launch_runs(ctx, k, (size_t)s->w / 8, (size_t)s->h, (size_t)cnt * (size_t)s->c_in);
+  }
   /* Copies with the kernel size and stride built in, for the shapes WRNs use. */
   const char *name = "col2im";
   if ((s->k == 1 || s->k == 3) && (s->stride == 1 || s->stride == 2)) {
@@ -212,19 +305,6 @@ static wrn_status col2im(wrn_ctx *ctx, wrn_mem dx, wrn_mem col, const wrn_conv_s
   return launch_planes(ctx, k, (size_t)s->h * (size_t)s->w, (size_t)cnt * (size_t)s->c_in);
 }
 
-/* to_nchw: nchw[cnt][C][P] = mat[C][cnt*P]; else the reverse. */
-static wrn_status relayout(wrn_ctx *ctx, int to_nchw, wrn_mem nchw, wrn_mem mat, int C,
-                           const conv_plan *pl, int cnt) {
-  cl_kernel k;
-  WRN_TRY(wrn_kernel_get(ctx, "conv", to_nchw ? "mat_to_nchw" : "nchw_to_mat", &k));
-  WRN_ARG_MEM(k, 0, to_nchw ? nchw : mat);
-  WRN_ARG_MEM(k, 2, to_nchw ? mat : nchw);
-  WRN_ARG(k, 4, cl_int, C);
-  WRN_ARG(k, 5, cl_int, (cl_int)pl->P);
-  WRN_ARG(k, 6, cl_int, cnt);
-  return launch_planes(ctx, k, pl->P, (size_t)cnt * (size_t)C);
-}
-
 /* ---------------------------------------------------------------- the three convs */
 
 wrn_status wrn_conv_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem w,
@@ -242,7 +322,7 @@ wrn_status wrn_conv_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem w,
     if (cnt == 1) mat = yi;
     WRN_TRY(gemm(ctx, WRN_CAT_CONV_FWD, 0, 0, (size_t)s->c_out, N, pl.K, w, pl.K, col, N, 0.0,
                  mat, N));
-    if (cnt > 1) WRN_TRY(relayout(ctx, 1, yi, mat, s->c_out, &pl, cnt));
+    if (cnt > 1) WRN_TRY(relayout(ctx, 1, yi, mat, s->c_out, &pl, cnt, 0));
   }
   return WRN_OK;
 }
@@ -260,7 +340,7 @@ wrn_status wrn_conv_backward_data(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, wrn_mem 
     const wrn_mem dxi = wrn_mem_at(dx, i0 * in_img), dyi = wrn_mem_at(dy, i0 * out_img);
     wrn_mem col = ws, mat = wrn_mem_at(ws, pl.K * N);
     if (cnt == 1) mat = dyi;
-    else WRN_TRY(relayout(ctx, 0, dyi, mat, s->c_out, &pl, cnt));
+    else WRN_TRY(relayout(ctx, 0, dyi, mat, s->c_out, &pl, cnt, 0));
     if (cnt == 1 && pl.pointwise) {
       /* col2im of a 1x1 stride-1 conv is the identity: write dx directly. */
       WRN_TRY(gemm(ctx, WRN_CAT_CONV_BWD_DATA, 1, 0, pl.K, N, (size_t)s->c_out, w, pl.K, mat, N,
@@ -289,7 +369,7 @@ wrn_status wrn_conv_backward_weight(wrn_ctx *ctx, wrn_mem dw, wrn_mem dy, wrn_me
     if (cnt == 1 && pl.pointwise) col = xi;
     else WRN_TRY(im2col(ctx, col, xi, s, &pl, cnt));
     if (cnt == 1) mat = dyi;
-    else WRN_TRY(relayout(ctx, 0, dyi, mat, s->c_out, &pl, cnt));
+    else WRN_TRY(relayout(ctx, 0, dyi, mat, s->c_out, &pl, cnt, 0));
     /* Chunks after the first add to what the earlier ones wrote. */
     const double beta = (accumulate || i0 > 0) ? 1.0 : 0.0;
     WRN_TRY(gemm(ctx, WRN_CAT_CONV_BWD_WEIGHT, 0, 1, (size_t)s->c_out, pl.K, N, mat, N, col, N,

@@ -120,6 +120,13 @@ static const wrn_conv_shape shapes[] = {
     {1, 1, 5, 5, 1, 3, 1, 1},     {2, 3, 7, 6, 5, 3, 2, 1},   {3, 4, 8, 8, 6, 1, 1, 0},
     {2, 5, 9, 9, 3, 1, 2, 0},     {1, 16, 32, 32, 16, 3, 1, 1}, {2, 2, 6, 5, 3, 2, 2, 0},
     {2, 3, 5, 7, 2, 3, 3, 2},
+    /* The run-of-8 kernels (rows of a multiple of 8 pixels): 3x3 stride 1 with one and with
+     * three runs per row (the launch rounds 3 up to 4), 3x3 stride 2 on an odd height, 1x1
+     * stride 2, batch 1 with one channel; and 1x1 stride 1 (im2col and col2im are relayouts)
+     * with P = 32 (runs of 16) and P = 12 (runs of 4). */
+    {3, 2, 8, 16, 3, 3, 1, 1},    {2, 2, 5, 24, 3, 3, 1, 1},  {2, 3, 7, 16, 4, 3, 2, 1},
+    {2, 3, 9, 32, 2, 1, 2, 0},    {1, 1, 8, 8, 1, 3, 1, 1},   {3, 2, 4, 8, 3, 1, 1, 0},
+    {2, 2, 3, 4, 3, 1, 1, 0},
 };
 
 static void test_shapes(void **state) {
@@ -238,7 +245,9 @@ static void test_numeric_gradients(void **state) {
   if (!ctx) skip();
   const wrn_conv_shape gs[] = {
       {2, 2, 5, 4, 3, 3, 2, 1}, {1, 3, 4, 5, 2, 3, 1, 1}, {3, 2, 5, 5, 3, 1, 2, 0},
-      {2, 3, 4, 3, 2, 1, 1, 0}};
+      {2, 3, 4, 3, 2, 1, 1, 0},
+      /* the run-of-8 kernels: 3x3 stride 1 and 2, 1x1 stride 2 */
+      {2, 2, 3, 8, 2, 3, 1, 1}, {2, 2, 5, 16, 2, 3, 2, 1}, {2, 2, 4, 16, 2, 1, 2, 0}};
   for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++) {
     const wrn_conv_shape *s = &gs[i];
     const size_t nx = in_elems(s), ny = out_elems(s), nw = w_elems(s);
