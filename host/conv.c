@@ -187,7 +187,12 @@ static wrn_status launch_runs(wrn_ctx *ctx, cl_kernel k, size_t runs, size_t row
  * or 2 (1x1 stride 1 is a plain relayout, handled by the callers), with rows of a multiple
  * of 8 pixels (the input rows for col2im, the output rows for im2col) and, for stride 2, an
  * input exactly twice the output width (the vector reads then stay inside each row). */
-static const char *run_kernel(const wrn_conv_shape *s, const conv_plan *pl, int is_col2im) {
+static const char *run_kernel(const wrn_ctx *ctx, const wrn_conv_shape *s, const conv_plan *pl,
+                              int is_col2im) {
+  /* Runs per work-item are for CPU devices, which vectorise them; on a GPU they make
+   * neighbouring work-items write 8 apart (measured 3x slower on an H100 for WRN-28-10's
+   * layout work), so GPUs keep one element per work-item. */
+  if (!(ctx->dev.type & CL_DEVICE_TYPE_CPU)) return NULL;
   const int width = is_col2im ? s->w : pl->wo;
   if (width % 8 != 0) return NULL;
   if (s->k == 3 && s->pad == 1 && s->stride == 1)
@@ -204,7 +209,8 @@ static const char *run_kernel(const wrn_conv_shape *s, const conv_plan *pl, int 
 static wrn_status relayout(wrn_ctx *ctx, int to_nchw, wrn_mem nchw, wrn_mem mat, int C,
                            const conv_plan *pl, int cnt, int accumulate) {
   cl_kernel k;
-  const size_t V = pl->P % 16 == 0 ? 16 : pl->P % 4 == 0 ? 4 : 1;
+  const int cpu = (ctx->dev.type & CL_DEVICE_TYPE_CPU) != 0; /* see run_kernel */
+  const size_t V = !cpu ? 1 : pl->P % 16 == 0 ? 16 : pl->P % 4 == 0 ? 4 : 1;
   char name[32];
   snprintf(name, sizeof name, "%s%s", to_nchw ? "mat_to_nchw" : "nchw_to_mat",
            V == 16 ? "_v16" : V == 4 ? "_v4" : "");
@@ -224,7 +230,7 @@ static wrn_status im2col(wrn_ctx *ctx, wrn_mem col, wrn_mem x, const wrn_conv_sh
   /* 1x1, stride 1, no padding: the col matrix is the input in channel-major order. */
   if (pl->pointwise) return relayout(ctx, 0, x, col, s->c_in, pl, cnt, 0);
   cl_kernel k;
-  const char *run = run_kernel(s, pl, 0);
+  const char *run = run_kernel(ctx, s, pl, 0);
   if (run) {
     WRN_TRY(wrn_kernel_get(ctx, "conv", run, &k));
     WRN_ARG_MEM(k, 0, col);
@@ -263,7 +269,7 @@ static wrn_status col2im(wrn_ctx *ctx, wrn_mem dx, wrn_mem col, const wrn_conv_s
   /* 1x1, stride 1, no padding: col2im is the relayout back to NCHW. */
   if (pl->pointwise) return relayout(ctx, 1, dx, col, s->c_in, pl, cnt, accumulate);
   cl_kernel k;
-  const char *run = run_kernel(s, pl, 1);
+  const char *run = run_kernel(ctx, s, pl, 1);
   if (run) {
     WRN_TRY(wrn_kernel_get(ctx, "conv", run, &k));
     WRN_ARG_MEM(k, 0, dx);
