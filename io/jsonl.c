@@ -3,6 +3,7 @@
  * on disk and a crash leaves at most one partial last line, which the next open fences off
  * with a newline. */
 #include "wrn_io.h"
+#include "io_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,28 +66,6 @@ void wrn_json_clear(wrn_json *j) {
 
 const char *wrn_json_text(const wrn_json *j) { return j ? j->p : "{}"; }
 
-/* Length of the valid UTF-8 sequence at s, 0 if invalid (overlong forms, surrogates and
- * code points above U+10FFFF are invalid). */
-static size_t utf8_seq(const unsigned char *s, size_t avail) {
-  unsigned c = s[0];
-  if (c < 0x80) return 1;
-  size_t len;
-  unsigned lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) len = 2;
-  else if (c == 0xE0) len = 3, lo = 0xA0;
-  else if (c >= 0xE1 && c <= 0xEC) len = 3;
-  else if (c == 0xED) len = 3, hi = 0x9F;
-  else if (c >= 0xEE && c <= 0xEF) len = 3;
-  else if (c == 0xF0) len = 4, lo = 0x90;
-  else if (c >= 0xF1 && c <= 0xF3) len = 4;
-  else if (c == 0xF4) len = 4, hi = 0x8F;
-  else return 0;
-  if (avail < len || s[1] < lo || s[1] > hi) return 0;
-  for (size_t k = 2; k < len; k++)
-    if (s[k] < 0x80 || s[k] > 0xBF) return 0;
-  return len;
-}
-
 static wrn_status put_string(wrn_json *j, const char *s) {
   static const char hex[] = "0123456789abcdef";
   wrn_status st = put(j, "\"", 1);
@@ -112,7 +91,7 @@ static wrn_status put_string(wrn_json *j, const char *s) {
       st = put(j, esc, 6);
       i++;
     } else {
-      size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+      size_t k = wrn_io_utf8_seq((const unsigned char *)s + i, n - i);
       if (k) {
         st = put(j, s + i, k);
         i += k;

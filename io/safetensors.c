@@ -4,6 +4,7 @@
  * byte for byte; the reader applies the reference's validation rules, with a strict JSON
  * parser of its own that says what is wrong and at which byte. */
 #include "wrn_io.h"
+#include "io_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,34 +37,11 @@ size_t wrn_st_dtype_size(wrn_st_dtype t) {
 
 /* ---------------------------------------------------------------- shared helpers */
 
-/* Length of the valid UTF-8 sequence at s (at most `avail` bytes), 0 if invalid: no
- * overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t avail) {
-  unsigned c = s[0];
-  if (c < 0x80) return 1;
-  size_t len;
-  unsigned lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) len = 2;
-  else if (c == 0xE0) len = 3, lo = 0xA0;
-  else if (c >= 0xE1 && c <= 0xEC) len = 3;
-  else if (c == 0xED) len = 3, hi = 0x9F;
-  else if (c >= 0xEE && c <= 0xEF) len = 3;
-  else if (c == 0xF0) len = 4, lo = 0x90;
-  else if (c >= 0xF1 && c <= 0xF3) len = 4;
-  else if (c == 0xF4) len = 4, hi = 0x8F;
-  else return 0;
-  if (avail < len) return 0;
-  if (s[1] < lo || s[1] > hi) return 0;
-  for (size_t k = 2; k < len; k++)
-    if (s[k] < 0x80 || s[k] > 0xBF) return 0;
-  return len;
-}
-
 static int utf8_valid(const char *s) {
   const unsigned char *p = (const unsigned char *)s;
   size_t n = strlen(s);
   for (size_t i = 0; i < n;) {
-    size_t k = utf8_seq(p + i, n - i);
+    size_t k = wrn_io_utf8_seq(p + i, n - i);
     if (!k) return 0;
     i += k;
   }
@@ -513,7 +491,7 @@ static wrn_status jstring(jparser *p, char **out) {
       sb_utf8(&b, cp);
       continue;
     }
-    size_t k = utf8_seq((const unsigned char *)p->s + p->i, p->n - p->i);
+    size_t k = wrn_io_utf8_seq((const unsigned char *)p->s + p->i, p->n - p->i);
     if (!k) {
       free(b.p);
       return jerr(p, p->i, "invalid UTF-8 in a string");
