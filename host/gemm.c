@@ -105,12 +105,6 @@ static wrn_status run_own(wrn_ctx *ctx, wrn_op_cat cat, int form, size_t m, size
   return wrn_enqueue(ctx, kr, 2, gws, lws, cat, 2.0 * (double)m * (double)n * (double)k);
 }
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* Times both paths on this shape (writing into scratch with beta 0, so the caller's C is
  * untouched and the scratch is never read) and returns 1 when ours is faster. */
 static wrn_status choose(wrn_ctx *ctx, int form, int ta, int tb, size_t m, size_t n, size_t k,
@@ -132,13 +126,13 @@ static wrn_status choose(wrn_ctx *ctx, int form, int ta, int tb, size_t m, size_
         st = wrn_cl_fail(e, "clFinish", WRN_WHERE);
         break;
       }
-      const double t0 = now_s();
+      const double t0 = wrn_seconds();
       if (path == 1 && own_failed) continue;
       st = path ? run_own(ctx, WRN_CAT_OTHER, form, m, n, k, 1.0, a, lda, b, ldb, 0.0, s, ldc)
                 : run_clblast(ctx, NULL, ta, tb, m, n, k, 1.0, a, lda, b, ldb, 0.0, s, ldc);
       e = clFinish(ctx->queue);
       if (st == WRN_OK && e != CL_SUCCESS) st = wrn_cl_fail(e, "clFinish", WRN_WHERE);
-      const double dt = now_s() - t0;
+      const double dt = wrn_seconds() - t0;
       if (path == 1 && st != WRN_OK) {
         /* Our kernel cannot run here (resources, say): CLBlast it is. A failed enqueue
          * leaves the queue usable; anything worse shows up in the next clFinish. */

@@ -3,22 +3,16 @@
 
 #include <time.h>
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static wrn_status probe_once(wrn_ctx *ctx, cl_kernel k, wrn_mem o, int iters, size_t n,
                              size_t lws, double *dt) {
   WRN_ARG(k, 0, cl_mem, o.mem);
   WRN_ARG_REAL(ctx, k, 1, 0.999999);
   WRN_ARG_REAL(ctx, k, 2, 1e-7);
   WRN_ARG(k, 3, cl_int, iters);
-  double t0 = now_s();
+  double t0 = wrn_seconds();
   WRN_CL_CHECK(clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &n, &lws, 0, NULL, NULL));
   WRN_CL_CHECK(clFinish(ctx->queue));
-  *dt = now_s() - t0;
+  *dt = wrn_seconds() - t0;
   return WRN_OK;
 }
 

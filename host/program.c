@@ -39,12 +39,6 @@ uint64_t wrn_hash64(uint64_t h, const void *data, size_t n) {
   return h;
 }
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* Reads a whole file; NULL when it cannot. */
 static char *slurp(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
@@ -264,7 +258,7 @@ static wrn_status build_one(wrn_ctx *ctx, int i, const char *opts, int *from_cac
 }
 
 wrn_status wrn_programs_build(wrn_ctx *ctx) {
-  double t0 = now_s();
+  double t0 = wrn_seconds();
   ctx->nprogs = wrn_cl_source_count;
   ctx->progs = calloc((size_t)(ctx->nprogs ? ctx->nprogs : 1), sizeof *ctx->progs);
   if (!ctx->progs) return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
@@ -276,7 +270,7 @@ wrn_status wrn_programs_build(wrn_ctx *ctx) {
     WRN_TRY(build_one(ctx, i, opts, &cached));
     ctx->programs_cached += cached;
   }
-  ctx->build_seconds = now_s() - t0;
+  ctx->build_seconds = wrn_seconds() - t0;
   return WRN_OK;
 }
 

@@ -267,6 +267,12 @@ void wrn_ctx_free(wrn_ctx *ctx) {
   free(ctx);
 }
 
+double wrn_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 const wrn_device_info *wrn_ctx_device(const wrn_ctx *ctx) { return &ctx->dev; }
 wrn_dtype wrn_ctx_dtype(const wrn_ctx *ctx) { return ctx->dtype; }
 size_t wrn_ctx_real_size(const wrn_ctx *ctx) { return ctx->real_size; }

@@ -325,6 +325,9 @@ void wrn_augment_params(const wrn_augment *a, int i, int *flip, int *dy, int *dx
 
 /* ---------------------------------------------------------------- measurement */
 
+/* Seconds on a monotonic clock (for timing; the origin is arbitrary). */
+double wrn_seconds(void);
+
 /* The device's multiply-add rate in GFLOP/s of the context's real type, measured by a
  * GEMM-free kernel of independent FMA chains (the best of several timed launches). */
 wrn_status wrn_probe_fma(wrn_ctx *ctx, double *gflops);

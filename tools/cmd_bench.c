@@ -42,12 +42,6 @@ typedef struct bench_row {
   double step_flops; /* useful FLOPs of one step */
 } bench_row;
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -95,27 +89,27 @@ static int ready_times(const wrn_device_info *dev, double *cold, double *warm, c
                        size_t errn) {
   wrn_ctx *c;
   wrn_ctx_options o = {WRN_F32, 0, 1};
-  double t0 = now_s();
+  double t0 = wrn_seconds();
   if (wrn_ctx_open(&c, dev, &o) != WRN_OK) {
     snprintf(err, errn, "building kernels: %s", wrn_last_error());
     return 1;
   }
-  *cold = now_s() - t0;
+  *cold = wrn_seconds() - t0;
   wrn_ctx_free(c);
   o.no_cache = 0;
-  t0 = now_s();
+  t0 = wrn_seconds();
   /* The first cached open writes the cache; the second reads it. */
   if (wrn_ctx_open(&c, dev, &o) != WRN_OK) {
     snprintf(err, errn, "building kernels: %s", wrn_last_error());
     return 1;
   }
   wrn_ctx_free(c);
-  t0 = now_s();
+  t0 = wrn_seconds();
   if (wrn_ctx_open(&c, dev, &o) != WRN_OK) {
     snprintf(err, errn, "loading kernels: %s", wrn_last_error());
     return 1;
   }
-  *warm = now_s() - t0;
+  *warm = wrn_seconds() - t0;
   wrn_ctx_free(c);
   return 0;
 }
@@ -175,13 +169,13 @@ static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch
     goto done;
   }
   fill_random(img, lab, (size_t)batch, per, spec.classes);
-  double t0 = now_s();
+  double t0 = wrn_seconds();
   wrn_augment a = {0, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f}, 1, 0};
   if (wrn_net_set_batch(net, img, lab, batch, &a) != WRN_OK || wrn_net_warmup(net) != WRN_OK) {
     row_fail(r, "warm-up");
     goto done;
   }
-  r->warmup_s = now_s() - t0;
+  r->warmup_s = wrn_seconds() - t0;
   uint64_t step = 0;
   for (int i = 0; i < o->warmup; i++)
     if (one_step(net, o, img, lab, batch, step++) != WRN_OK) {
@@ -189,12 +183,12 @@ static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch
       goto done;
     }
   for (int i = 0; i < o->steps; i++) {
-    double s0 = now_s();
+    double s0 = wrn_seconds();
     if (one_step(net, o, img, lab, batch, step++) != WRN_OK) {
       row_fail(r, "timed step");
       goto done;
     }
-    times[i] = (now_s() - s0) * 1e3;
+    times[i] = (wrn_seconds() - s0) * 1e3;
   }
   qsort(times, (size_t)o->steps, sizeof *times, cmp_double);
   r->ms_median = quantile(times, o->steps, 0.5);

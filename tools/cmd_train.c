@@ -179,12 +179,6 @@ static void train_usage(FILE *f) {
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { g_stop = sig; }
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* ---------------------------------------------------------------- the run */
 
 typedef struct run {
@@ -339,7 +333,7 @@ static int save_ckpt(run *r, const char *path, int completed_epochs, const char 
 
 static void progress(run *r, double t0_epoch, int final) {
   static double last = 0;
-  double t = now_s();
+  double t = wrn_seconds();
   if (!final && t - last < (r->tty ? 0.5 : 15.0)) return;
   last = t;
   double el = r->train_time + (t - t0_epoch);
@@ -429,7 +423,7 @@ static int open_common(run *r, const char *cmd, int with_loaders) {
     return 1;
   }
   wrn_ctx_options co = {WRN_F32, 0, 0};
-  double t0 = now_s();
+  double t0 = wrn_seconds();
   if (wrn_ctx_open(&r->ctx, &dev, &co) != WRN_OK) {
     cli_error(cmd, "opening the device");
     return 1;
@@ -527,14 +521,14 @@ static int train_main(run *r, int resuming, const wrn_st_file *resume_f) {
     cli_error("train", "opening the log");
     return 1;
   }
-  double tw = now_s();
+  double tw = wrn_seconds();
   if (wrn_net_warmup(r->net) != WRN_OK) {
     cli_error("train", "warming up the kernels");
     return 1;
   }
   printf("train: kernels ready after %.2f s of warm-up; %" PRId64 " steps per epoch, %zu "
          "training and %zu test images; run folder %s\n",
-         now_s() - tw, r->steps_per_epoch, r->ds.train.n, r->ds.test.n, r->o.out);
+         wrn_seconds() - tw, r->steps_per_epoch, r->ds.train.n, r->ds.test.n, r->o.out);
   fflush(stdout);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -548,10 +542,10 @@ static int train_main(run *r, int resuming, const wrn_st_file *resume_f) {
       cli_error("train", "training data");
       return 1;
     }
-    double t0 = now_s();
+    double t0 = wrn_seconds();
     for (;;) {
       if (g_stop) {
-        r->train_time += now_s() - t0;
+        r->train_time += wrn_seconds() - t0;
         if (save_ckpt(r, r->last_path, r->epoch - 1, NULL)) return 1;
         fprintf(stderr,
                 "\nwrn train: stopped by signal %d at epoch %d step %" PRId64 "; checkpoint "
@@ -591,11 +585,11 @@ static int train_main(run *r, int resuming, const wrn_st_file *resume_f) {
       if (r->o.progress != 2 && (r->tty || r->o.progress == 1)) progress(r, t0, 0);
       else if (r->o.progress == 0) progress(r, t0, 0);
     }
-    r->train_time += now_s() - t0;
-    if (r->o.progress != 2) progress(r, now_s(), 1);
-    double te0 = now_s(), test_loss, test_acc;
+    r->train_time += wrn_seconds() - t0;
+    if (r->o.progress != 2) progress(r, wrn_seconds(), 1);
+    double te0 = wrn_seconds(), test_loss, test_acc;
     if (evaluate(r, &test_loss, &test_acc)) return 1;
-    double test_time = now_s() - te0;
+    double test_time = wrn_seconds() - te0;
     wrn_json *j = r->js;
     wrn_json_clear(j);
     double train_loss = r->loss_sum / (double)(r->seen ? r->seen : 1);
@@ -792,12 +786,12 @@ int cmd_eval(int argc, char **argv) {
     rc = 1;
   }
   double loss, acc;
-  double t0 = now_s();
+  double t0 = wrn_seconds();
   if (!rc) rc = evaluate(&r, &loss, &acc);
   if (!rc)
     printf("eval: %s on %zu test images of %s: loss %.4f, accuracy %.2f%%, error %.2f%% "
            "(%.1f s)\n",
-           ckpt, r.ds.test.n, r.o.data, loss, acc, 100 - acc, now_s() - t0);
+           ckpt, r.ds.test.n, r.o.data, loss, acc, 100 - acc, wrn_seconds() - t0);
   wrn_st_close(f);
   run_free(&r);
   return rc;
