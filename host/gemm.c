@@ -11,7 +11,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Tile sizes: must match the defaults of cl/gemm.cl (which is built without -D overrides). */
 #define GEMM_TM 6

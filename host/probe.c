@@ -1,7 +1,6 @@
 /* Device peak measurement for the benchmark's "share of peak" (cl/probe.cl). */
 #include "internal.h"
 
-#include <time.h>
 
 static wrn_status probe_once(wrn_ctx *ctx, cl_kernel k, wrn_mem o, int iters, size_t n,
                              size_t lws, double *dt) {
