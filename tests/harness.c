@@ -2,7 +2,9 @@
 
 #include <math.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static wrn_ctx *ctx32, *ctx64;
 static int opened32, opened64;
@@ -157,4 +159,24 @@ int t_cifar_dir(char *path, size_t n) {
     }
   }
   return 0;
+}
+
+void t_rm_tree(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  char p[1024];
+  while ((e = readdir(d)) != NULL) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    struct stat st;
+    if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+      chmod(p, 0755); /* a test may have made it read-only */
+      t_rm_tree(p);
+    } else {
+      unlink(p);
+    }
+  }
+  closedir(d);
+  rmdir(dir);
 }

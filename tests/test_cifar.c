@@ -62,32 +62,16 @@ static int setup_tmp(void **state) {
   return mkdtemp(tmp_root) ? 0 : -1;
 }
 
-static void rm_tree(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *e;
-  char p[1024];
-  while ((e = readdir(d)) != NULL) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-    struct stat st;
-    if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) rm_tree(p);
-    else unlink(p);
-  }
-  closedir(d);
-  rmdir(dir);
-}
-
 static int teardown_tmp(void **state) {
   (void)state;
-  rm_tree(tmp_root);
+  t_rm_tree(tmp_root);
   return 0;
 }
 
 /* A fresh empty folder under the temp root. */
 static void make_case_dir(char *out, size_t n, const char *name) {
   snprintf(out, n, "%s/%s", tmp_root, name);
-  rm_tree(out);
+  t_rm_tree(out);
   assert_int_equal(mkdir(out, 0755), 0);
 }
 

@@ -20,29 +20,9 @@ static int setup_tmp(void **state) {
   return mkdtemp(tmp_root) ? 0 : -1;
 }
 
-static void rm_tree(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *e;
-  char p[1024];
-  while ((e = readdir(d)) != NULL) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-    struct stat st;
-    if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-      chmod(p, 0755);
-      rm_tree(p);
-    } else {
-      unlink(p);
-    }
-  }
-  closedir(d);
-  rmdir(dir);
-}
-
 static int teardown_tmp(void **state) {
   (void)state;
-  rm_tree(tmp_root);
+  t_rm_tree(tmp_root);
   return 0;
 }
 
