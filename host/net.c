@@ -656,19 +656,11 @@ wrn_status wrn_net_set_batch(wrn_net *n, const uint8_t *img, const int32_t *labe
   cl_command_queue tq = wrn_ctx_transfer_queue(n->ctx);
   WRN_CL_CHECK(clEnqueueWriteBuffer(tq, u8, CL_TRUE, 0, per * (size_t)cnt, img, 0, NULL,
                                     wrn_event_slot(n->ctx, WRN_CAT_TRANSFER, 0)));
-  if (cnt < n->batch) {
-    /* Pad with copies of the first image: BN in inference is per sample, so padding does not
-     * change the first cnt results; in training the planned batch is always full. */
-    for (int i = cnt; i < n->batch; i++)
-      WRN_CL_CHECK(clEnqueueWriteBuffer(tq, u8, CL_TRUE, per * (size_t)i, per, img, 0, NULL, NULL));
-  }
-  int32_t *lab = malloc((size_t)n->batch * sizeof *lab);
-  if (!lab) return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
-  for (int i = 0; i < n->batch; i++) lab[i] = i < cnt ? labels[i] : labels[0];
-  cl_int e = clEnqueueWriteBuffer(tq, n->labels, CL_TRUE, 0, (size_t)n->batch * 4, lab, 0, NULL,
-                                  NULL);
-  free(lab);
-  WRN_CL_CHECK(e);
+  /* A short batch (the last of an evaluation) runs at the planned size: the images and labels
+   * past cnt are whatever the slot held (valid bytes: buffers start zeroed), BN in inference
+   * is per sample and the loss reads only the first cnt, so they change no result. */
+  WRN_CL_CHECK(clEnqueueWriteBuffer(tq, n->labels, CL_TRUE, 0, (size_t)cnt * 4, labels, 0, NULL,
+                                    NULL));
   n->last_n = cnt;
   return wrn_augment_forward(n->ctx, V(n, n->input), u8, 0, n->batch, in->c, in->h, in->w, a);
 }

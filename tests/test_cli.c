@@ -239,6 +239,15 @@ static void test_resume_exact(void **state) {
   /* eval on the checkpoint. */
   assert_int_equal(run(out, sizeof out, "eval --checkpoint %s --data %s --test-limit 64", b, sample), 0);
   expect(out, "accuracy");
+  /* A short last batch (50 = 32 + 18) runs padded to the planned size and must give what one
+   * full batch of 50 gives. */
+  char whole[4096];
+  assert_int_equal(run(out, sizeof out, "eval --checkpoint %s --data %s --test-limit 50 --batch 50", b, sample), 0);
+  char *res = strstr(out, "loss ");
+  assert_non_null(res);
+  snprintf(whole, sizeof whole, "%.40s", res);
+  assert_int_equal(run(out, sizeof out, "eval --checkpoint %s --data %s --test-limit 50 --batch 32", b, sample), 0);
+  expect(out, whole);
 }
 
 static void test_bad_checkpoints(void **state) {

@@ -308,7 +308,7 @@ static int save_ckpt(run *r, const char *path, int completed_epochs, const char 
   for (int i = 0; i < n; i++) meta[m++] = (ckpt_meta){kv[i].key, kv[i].val};
   snprintf(ep, sizeof ep, "%d", completed_epochs);
   snprintf(st, sizeof st, "%" PRId64, r->step);
-  snprintf(gs, sizeof gs, "%" PRId64, (int64_t)(r->epoch - 1) * r->steps_per_epoch + r->step);
+  snprintf(gs, sizeof gs, "%" PRId64, (int64_t)completed_epochs * r->steps_per_epoch + r->step);
   snprintf(ls, sizeof ls, "%.17g", r->loss_sum);
   snprintf(cor, sizeof cor, "%" PRId64, r->correct);
   snprintf(seen, sizeof seen, "%" PRId64, r->seen);
@@ -613,10 +613,8 @@ static int train_main(run *r, int resuming, const wrn_st_file *resume_f) {
     if (best) r->best_acc = test_acc;
     char *line = strdup(wrn_json_text(j));
     if (!line) return 1;
-    r->epoch++; /* the checkpoint is taken at the start of the next epoch */
-    int bad = save_ckpt(r, r->last_path, r->epoch - 1, line) ||
-              (best && save_ckpt(r, r->best_path, r->epoch - 1, line));
-    r->epoch--;
+    int bad = save_ckpt(r, r->last_path, r->epoch, line) ||
+              (best && save_ckpt(r, r->best_path, r->epoch, line));
     if (bad) {
       free(line);
       return 1;
