@@ -62,7 +62,7 @@ struct wrn_net {
   /* device memory */
   cl_mem arena, pbuf, gbuf, mbuf, bbuf, saved, ws, img_u8[2], labels, loss, correct;
   size_t arena_elems, naive_elems, ws_elems;
-  int slot, last_n;
+  int slot;
   uint64_t dropout_seed, dropout_step; /* of the last forward, for backward */
   int err; /* a builder call failed; finalize refuses */
 };
@@ -661,7 +661,6 @@ wrn_status wrn_net_set_batch(wrn_net *n, const uint8_t *img, const int32_t *labe
    * is per sample and the loss reads only the first cnt, so they change no result. */
   WRN_CL_CHECK(clEnqueueWriteBuffer(tq, n->labels, CL_TRUE, 0, (size_t)cnt * 4, labels, 0, NULL,
                                     NULL));
-  n->last_n = cnt;
   return wrn_augment_forward(n->ctx, V(n, n->input), u8, 0, n->batch, in->c, in->h, in->w, a);
 }
 
@@ -681,7 +680,6 @@ wrn_status wrn_net_set_input_real(wrn_net *n, const double *x, const int32_t *la
   free(buf);
   WRN_TRY(s);
   WRN_TRY(wrn_write_bytes(n->ctx, n->labels, 0, labels, (size_t)cnt * 4));
-  n->last_n = cnt;
   return WRN_OK;
 }
 
