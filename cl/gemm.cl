@@ -15,30 +15,10 @@
  * NT: a tile is GEMM_TM x GEMM_TJ outputs, each accumulated as a vector of partial dot
  * products over GEMM_VW consecutive k, whose lanes are summed at the end. */
 
-#ifndef GEMM_VW
-#ifdef WRN_FP64
-#define GEMM_VW 8
-#else
-#define GEMM_VW 16
-#endif
-#endif
-#ifndef GEMM_TM
-#define GEMM_TM 6
-#endif
-#ifndef GEMM_TNV
-#define GEMM_TNV 4
-#endif
-#ifndef GEMM_NT_TM
-#define GEMM_NT_TM 4
-#endif
-#ifndef GEMM_NT_TJ
-#define GEMM_NT_TJ 6
-#endif
-#ifndef GEMM_NT_GM
-#define GEMM_NT_GM 4
-#endif
-#ifndef GEMM_NT_KCV
-#define GEMM_NT_KCV 32
+/* Tunables, always given by the host (host/gemm.c) as -D values. */
+#if !defined(GEMM_VW) || !defined(GEMM_TM) || !defined(GEMM_TNV) || !defined(GEMM_NT_TM) || \
+    !defined(GEMM_NT_TJ) || !defined(GEMM_NT_GM) || !defined(GEMM_NT_KCV)
+#error "cl/gemm.cl needs GEMM_VW, GEMM_TM, GEMM_TNV, GEMM_NT_TM, GEMM_NT_TJ, GEMM_NT_GM, GEMM_NT_KCV"
 #endif
 
 #define GEMM_CAT2(a, b) a##b

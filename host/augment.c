@@ -66,25 +66,23 @@ wrn_status wrn_augment_forward(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_o
 
   float mean[3] = {0, 0, 0}, sd[3] = {1, 1, 1};
   for (int ch = 0; ch < c; ch++) mean[ch] = a->mean[ch], sd[ch] = a->std[ch];
-  cl_kernel k;
-  WRN_TRY(wrn_kernel_get(ctx, "augment", "augment", &k));
-  WRN_ARG_MEM(k, 0, y);
-  WRN_ARG(k, 2, cl_mem, img);
-  WRN_ARG(k, 3, cl_ulong, (cl_ulong)img_off);
-  WRN_ARG(k, 4, cl_int, c);
-  WRN_ARG(k, 5, cl_int, h);
-  WRN_ARG(k, 6, cl_int, w);
-  WRN_ARG(k, 7, cl_int, a->augment ? 1 : 0);
-  WRN_ARG(k, 8, cl_int, a->augment ? a->pad : 0);
-  WRN_ARG(k, 9, cl_uint, (cl_uint)a->seed);
-  WRN_ARG(k, 10, cl_uint, (cl_uint)(a->seed >> 32));
-  WRN_ARG(k, 11, cl_uint, (cl_uint)a->step);
-  WRN_ARG(k, 12, cl_uint, (cl_uint)(a->step >> 32));
-  for (int ch = 0; ch < 3; ch++) {
-    WRN_ARG_REAL(ctx, k, 13 + ch, mean[ch]);
-    WRN_ARG_REAL(ctx, k, 16 + ch, sd[ch]);
-  }
+  wrn_args k;
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_AUGMENT, &k));
+  wrn_arg_mem(&k, y);
+  wrn_arg_buf(&k, img);
+  wrn_arg_ulong(&k, (cl_ulong)img_off);
+  wrn_arg_int(&k, c);
+  wrn_arg_int(&k, h);
+  wrn_arg_int(&k, w);
+  wrn_arg_int(&k, a->augment ? 1 : 0);
+  wrn_arg_int(&k, a->augment ? a->pad : 0);
+  wrn_arg_uint(&k, (cl_uint)a->seed);
+  wrn_arg_uint(&k, (cl_uint)(a->seed >> 32));
+  wrn_arg_uint(&k, (cl_uint)a->step);
+  wrn_arg_uint(&k, (cl_uint)(a->step >> 32));
+  for (int ch = 0; ch < 3; ch++) wrn_arg_real(&k, mean[ch]);
+  for (int ch = 0; ch < 3; ch++) wrn_arg_real(&k, sd[ch]);
   size_t lws[2] = {ctx->max_wg < 256 ? ctx->max_wg : 256, 1};
   size_t gws[2] = {wrn_round_up(hw, lws[0]), planes};
-  return wrn_enqueue(ctx, k, 2, gws, lws, WRN_CAT_AUGMENT, 0);
+  return wrn_launch(&k, 2, gws, lws, WRN_CAT_AUGMENT, 0);
 }

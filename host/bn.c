@@ -29,10 +29,9 @@ static size_t pow2_ceil(size_t v) {
 }
 
 /* A power-of-two work-group size no larger than 256 that kernel k can run with. */
-static wrn_status bn_wg(wrn_ctx *ctx, cl_kernel k, size_t cap, size_t *out) {
+static wrn_status bn_wg(wrn_ctx *ctx, wrn_args *k, size_t cap, size_t *out) {
   size_t kmax = 0;
-  WRN_CL_CHECK(clGetKernelWorkGroupInfo(k, ctx->dev.device, CL_KERNEL_WORK_GROUP_SIZE,
-                                        sizeof kmax, &kmax, NULL));
+  WRN_TRY(wrn_kernel_wg_max(k, &kmax));
   size_t l = cap;
   if (ctx->max_wg < l) l = ctx->max_wg;
   if (kmax && kmax < l) l = kmax;
@@ -84,7 +83,7 @@ static wrn_status bn_flag(const char *fn, const char *what, int v) {
 
 /* A (l0, l1) work-group for a (hw, rows) layout: l0 covers hw up to the total, l1 the rest,
  * both within the device's per-dimension limits. */
-static wrn_status bn_wg2(wrn_ctx *ctx, cl_kernel k, int hw, size_t *l0, size_t *l1) {
+static wrn_status bn_wg2(wrn_ctx *ctx, wrn_args *k, int hw, size_t *l0, size_t *l1) {
   size_t total = 0, dims[3] = {0, 0, 0};
   WRN_TRY(bn_wg(ctx, k, 256, &total));
   WRN_CL_CHECK(clGetDeviceInfo(ctx->dev.device, CL_DEVICE_MAX_WORK_ITEM_SIZES, sizeof dims, dims,
@@ -100,13 +99,13 @@ static wrn_status bn_wg2(wrn_ctx *ctx, cl_kernel k, int hw, size_t *l0, size_t *
 }
 
 /* Launches an element-wise kernel on the (hw, c, n) grid. */
-static wrn_status bn_launch_elem(wrn_ctx *ctx, cl_kernel k, int n, int c, int hw) {
+static wrn_status bn_launch_elem(wrn_ctx *ctx, wrn_args *k, int n, int c, int hw) {
   size_t l0, l1;
   WRN_TRY(bn_wg2(ctx, k, hw, &l0, &l1));
   if (l1 > pow2_ceil((size_t)c)) l1 = pow2_ceil((size_t)c);
   size_t g[3] = {wrn_round_up((size_t)hw, l0), wrn_round_up((size_t)c, l1), (size_t)n};
   size_t l[3] = {l0, l1, 1};
-  return wrn_enqueue(ctx, k, 3, g, l, WRN_CAT_BN, 0);
+  return wrn_launch(k, 3, g, l, WRN_CAT_BN, 0);
 }
 
 /* How a channel's images are cut into chunks for the partial reductions. */
@@ -116,7 +115,7 @@ typedef struct bn_plan {
   cl_uint nchunks;    /* chunks per channel */
 } bn_plan;
 
-static wrn_status bn_plan_make(wrn_ctx *ctx, cl_kernel partial, int n, int hw, bn_plan *pl) {
+static wrn_status bn_plan_make(wrn_ctx *ctx, wrn_args *partial, int n, int hw, bn_plan *pl) {
   WRN_TRY(bn_wg2(ctx, partial, hw, &pl->l0, &pl->l1));
   size_t ipc = BN_CHUNK_VALUES / (size_t)hw;
   if (ipc < 1) ipc = 1;
@@ -126,9 +125,9 @@ static wrn_status bn_plan_make(wrn_ctx *ctx, cl_kernel partial, int n, int hw, b
   return WRN_OK;
 }
 
-static wrn_status bn_launch_partial(wrn_ctx *ctx, cl_kernel k, int c, const bn_plan *pl) {
+static wrn_status bn_launch_partial(wrn_ctx *ctx, wrn_args *k, int c, const bn_plan *pl) {
   size_t g[3] = {pl->l0, pl->l1 * pl->nchunks, (size_t)c}, l[3] = {pl->l0, pl->l1, 1};
-  return wrn_enqueue(ctx, k, 3, g, l, WRN_CAT_BN, 0);
+  return wrn_launch(k, 3, g, l, WRN_CAT_BN, 0);
 }
 
 wrn_status wrn_bn_forward_train(wrn_ctx *ctx, wrn_mem y, wrn_mem save_mean, wrn_mem save_invstd,
@@ -148,60 +147,60 @@ wrn_status wrn_bn_forward_train(wrn_ctx *ctx, wrn_mem y, wrn_mem save_mean, wrn_
                     fn, eps);
   WRN_TRY(bn_flag(fn, "relu", relu));
 
-  cl_kernel kp, kf, ka;
-  WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_stats_partial", &kp));
-  WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_stats_final", &kf));
-  WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_apply", &ka));
+  wrn_args kp, kf, ka;
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_BN_STATS_PARTIAL, &kp));
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_BN_STATS_FINAL, &kf));
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_BN_APPLY, &ka));
   bn_plan pl;
-  WRN_TRY(bn_plan_make(ctx, kp, n, hw, &pl));
+  WRN_TRY(bn_plan_make(ctx, &kp, n, hw, &pl));
   cl_mem scratch;
   WRN_TRY(bn_scratch(ctx, 2 * (size_t)pl.nchunks * (size_t)c, &scratch));
   wrn_mem part = {scratch, 0};
   size_t rs = ctx->real_size;
 
-  WRN_ARG_MEM(kp, 0, part);
-  WRN_ARG_MEM(kp, 2, x);
-  WRN_ARG(kp, 4, cl_uint, (cl_uint)n);
-  WRN_ARG(kp, 5, cl_uint, (cl_uint)c);
-  WRN_ARG(kp, 6, cl_uint, (cl_uint)hw);
-  WRN_ARG(kp, 7, cl_uint, pl.ipc);
-  WRN_ARG(kp, 8, cl_uint, pl.nchunks);
-  WRN_CL_CHECK(clSetKernelArg(kp, 9, pl.l0 * pl.l1 * sizeof(cl_uint), NULL));
-  WRN_CL_CHECK(clSetKernelArg(kp, 10, pl.l0 * pl.l1 * rs, NULL));
-  WRN_CL_CHECK(clSetKernelArg(kp, 11, pl.l0 * pl.l1 * rs, NULL));
-  WRN_TRY(bn_launch_partial(ctx, kp, c, &pl));
+  wrn_arg_mem(&kp, part);
+  wrn_arg_mem(&kp, x);
+  wrn_arg_uint(&kp, (cl_uint)n);
+  wrn_arg_uint(&kp, (cl_uint)c);
+  wrn_arg_uint(&kp, (cl_uint)hw);
+  wrn_arg_uint(&kp, pl.ipc);
+  wrn_arg_uint(&kp, pl.nchunks);
+  wrn_arg_local(&kp, pl.l0 * pl.l1 * sizeof(cl_uint));
+  wrn_arg_local(&kp, pl.l0 * pl.l1 * rs);
+  wrn_arg_local(&kp, pl.l0 * pl.l1 * rs);
+  WRN_TRY(bn_launch_partial(ctx, &kp, c, &pl));
 
   size_t lf;
-  WRN_TRY(bn_wg(ctx, kf, BN_FINAL_WG, &lf));
-  WRN_ARG_MEM(kf, 0, save_mean);
-  WRN_ARG_MEM(kf, 2, save_invstd);
-  WRN_ARG_MEM(kf, 4, running_mean);
-  WRN_ARG_MEM(kf, 6, running_var);
-  WRN_ARG_MEM(kf, 8, part);
-  WRN_ARG(kf, 10, cl_uint, (cl_uint)n);
-  WRN_ARG(kf, 11, cl_uint, (cl_uint)hw);
-  WRN_ARG(kf, 12, cl_uint, pl.ipc);
-  WRN_ARG(kf, 13, cl_uint, pl.nchunks);
-  WRN_ARG_REAL(ctx, kf, 14, momentum);
-  WRN_ARG_REAL(ctx, kf, 15, eps);
-  WRN_CL_CHECK(clSetKernelArg(kf, 16, lf * sizeof(cl_uint), NULL));
-  WRN_CL_CHECK(clSetKernelArg(kf, 17, lf * rs, NULL));
-  WRN_CL_CHECK(clSetKernelArg(kf, 18, lf * rs, NULL));
+  WRN_TRY(bn_wg(ctx, &kf, BN_FINAL_WG, &lf));
+  wrn_arg_mem(&kf, save_mean);
+  wrn_arg_mem(&kf, save_invstd);
+  wrn_arg_mem(&kf, running_mean);
+  wrn_arg_mem(&kf, running_var);
+  wrn_arg_mem(&kf, part);
+  wrn_arg_uint(&kf, (cl_uint)n);
+  wrn_arg_uint(&kf, (cl_uint)hw);
+  wrn_arg_uint(&kf, pl.ipc);
+  wrn_arg_uint(&kf, pl.nchunks);
+  wrn_arg_real(&kf, momentum);
+  wrn_arg_real(&kf, eps);
+  wrn_arg_local(&kf, lf * sizeof(cl_uint));
+  wrn_arg_local(&kf, lf * rs);
+  wrn_arg_local(&kf, lf * rs);
   size_t gf = lf * (size_t)c;
-  WRN_TRY(wrn_enqueue(ctx, kf, 1, &gf, &lf, WRN_CAT_BN, 0));
+  WRN_TRY(wrn_launch(&kf, 1, &gf, &lf, WRN_CAT_BN, 0));
 
-  WRN_ARG_MEM(ka, 0, y);
-  WRN_ARG_MEM(ka, 2, x);
-  WRN_ARG_MEM(ka, 4, save_mean);
-  WRN_ARG_MEM(ka, 6, save_invstd);
-  WRN_ARG_MEM(ka, 8, gamma);
-  WRN_ARG_MEM(ka, 10, beta);
-  WRN_ARG(ka, 12, cl_uint, (cl_uint)c);
-  WRN_ARG(ka, 13, cl_uint, (cl_uint)hw);
-  WRN_ARG(ka, 14, cl_int, 0);
-  WRN_ARG_REAL(ctx, ka, 15, eps);
-  WRN_ARG(ka, 16, cl_int, relu);
-  return bn_launch_elem(ctx, ka, n, c, hw);
+  wrn_arg_mem(&ka, y);
+  wrn_arg_mem(&ka, x);
+  wrn_arg_mem(&ka, save_mean);
+  wrn_arg_mem(&ka, save_invstd);
+  wrn_arg_mem(&ka, gamma);
+  wrn_arg_mem(&ka, beta);
+  wrn_arg_uint(&ka, (cl_uint)c);
+  wrn_arg_uint(&ka, (cl_uint)hw);
+  wrn_arg_int(&ka, 0);
+  wrn_arg_real(&ka, eps);
+  wrn_arg_int(&ka, relu);
+  return bn_launch_elem(ctx, &ka, n, c, hw);
 }
 
 wrn_status wrn_bn_forward_infer(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem gamma, wrn_mem beta,
@@ -215,20 +214,20 @@ wrn_status wrn_bn_forward_infer(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem gamm
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: eps must be positive and finite, got %g",
                     fn, eps);
   WRN_TRY(bn_flag(fn, "relu", relu));
-  cl_kernel ka;
-  WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_apply", &ka));
-  WRN_ARG_MEM(ka, 0, y);
-  WRN_ARG_MEM(ka, 2, x);
-  WRN_ARG_MEM(ka, 4, running_mean);
-  WRN_ARG_MEM(ka, 6, running_var);
-  WRN_ARG_MEM(ka, 8, gamma);
-  WRN_ARG_MEM(ka, 10, beta);
-  WRN_ARG(ka, 12, cl_uint, (cl_uint)c);
-  WRN_ARG(ka, 13, cl_uint, (cl_uint)hw);
-  WRN_ARG(ka, 14, cl_int, 1);
-  WRN_ARG_REAL(ctx, ka, 15, eps);
-  WRN_ARG(ka, 16, cl_int, relu);
-  return bn_launch_elem(ctx, ka, n, c, hw);
+  wrn_args ka;
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_BN_APPLY, &ka));
+  wrn_arg_mem(&ka, y);
+  wrn_arg_mem(&ka, x);
+  wrn_arg_mem(&ka, running_mean);
+  wrn_arg_mem(&ka, running_var);
+  wrn_arg_mem(&ka, gamma);
+  wrn_arg_mem(&ka, beta);
+  wrn_arg_uint(&ka, (cl_uint)c);
+  wrn_arg_uint(&ka, (cl_uint)hw);
+  wrn_arg_int(&ka, 1);
+  wrn_arg_real(&ka, eps);
+  wrn_arg_int(&ka, relu);
+  return bn_launch_elem(ctx, &ka, n, c, hw);
 }
 
 wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbeta, wrn_mem dy,
@@ -246,59 +245,59 @@ wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbe
   WRN_TRY(bn_flag(fn, "accumulate_dx", accumulate_dx));
   WRN_TRY(bn_flag(fn, "accumulate_params", accumulate_params));
 
-  cl_kernel kp, kf, kd;
-  WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_bwd_partial", &kp));
-  WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_bwd_final", &kf));
-  WRN_TRY(wrn_kernel_get(ctx, "bn", "bn_bwd_dx", &kd));
+  wrn_args kp, kf, kd;
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_BN_BWD_PARTIAL, &kp));
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_BN_BWD_FINAL, &kf));
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_BN_BWD_DX, &kd));
   bn_plan pl;
-  WRN_TRY(bn_plan_make(ctx, kp, n, hw, &pl));
+  WRN_TRY(bn_plan_make(ctx, &kp, n, hw, &pl));
   size_t npart = 2 * (size_t)pl.nchunks * (size_t)c;
   cl_mem scratch;
   WRN_TRY(bn_scratch(ctx, npart + 3 * (size_t)c, &scratch));
   wrn_mem part = {scratch, 0}, coef = {scratch, npart};
   size_t rs = ctx->real_size;
 
-  WRN_ARG_MEM(kp, 0, part);
-  WRN_ARG_MEM(kp, 2, dy);
-  WRN_ARG_MEM(kp, 4, x);
-  WRN_ARG_MEM(kp, 6, y);
-  WRN_ARG_MEM(kp, 8, save_mean);
-  WRN_ARG(kp, 10, cl_uint, (cl_uint)n);
-  WRN_ARG(kp, 11, cl_uint, (cl_uint)c);
-  WRN_ARG(kp, 12, cl_uint, (cl_uint)hw);
-  WRN_ARG(kp, 13, cl_uint, pl.ipc);
-  WRN_ARG(kp, 14, cl_uint, pl.nchunks);
-  WRN_ARG(kp, 15, cl_int, relu);
-  WRN_CL_CHECK(clSetKernelArg(kp, 16, pl.l0 * pl.l1 * rs, NULL));
-  WRN_CL_CHECK(clSetKernelArg(kp, 17, pl.l0 * pl.l1 * rs, NULL));
-  WRN_TRY(bn_launch_partial(ctx, kp, c, &pl));
+  wrn_arg_mem(&kp, part);
+  wrn_arg_mem(&kp, dy);
+  wrn_arg_mem(&kp, x);
+  wrn_arg_mem(&kp, y);
+  wrn_arg_mem(&kp, save_mean);
+  wrn_arg_uint(&kp, (cl_uint)n);
+  wrn_arg_uint(&kp, (cl_uint)c);
+  wrn_arg_uint(&kp, (cl_uint)hw);
+  wrn_arg_uint(&kp, pl.ipc);
+  wrn_arg_uint(&kp, pl.nchunks);
+  wrn_arg_int(&kp, relu);
+  wrn_arg_local(&kp, pl.l0 * pl.l1 * rs);
+  wrn_arg_local(&kp, pl.l0 * pl.l1 * rs);
+  WRN_TRY(bn_launch_partial(ctx, &kp, c, &pl));
 
   size_t lf;
-  WRN_TRY(bn_wg(ctx, kf, BN_FINAL_WG, &lf));
-  WRN_ARG_MEM(kf, 0, dgamma);
-  WRN_ARG_MEM(kf, 2, dbeta);
-  WRN_ARG_MEM(kf, 4, coef);
-  WRN_ARG_MEM(kf, 6, part);
-  WRN_ARG_MEM(kf, 8, gamma);
-  WRN_ARG_MEM(kf, 10, save_invstd);
-  WRN_ARG(kf, 12, cl_uint, (cl_uint)n);
-  WRN_ARG(kf, 13, cl_uint, (cl_uint)hw);
-  WRN_ARG(kf, 14, cl_uint, pl.nchunks);
-  WRN_ARG(kf, 15, cl_int, accumulate_params);
-  WRN_CL_CHECK(clSetKernelArg(kf, 16, lf * rs, NULL));
-  WRN_CL_CHECK(clSetKernelArg(kf, 17, lf * rs, NULL));
+  WRN_TRY(bn_wg(ctx, &kf, BN_FINAL_WG, &lf));
+  wrn_arg_mem(&kf, dgamma);
+  wrn_arg_mem(&kf, dbeta);
+  wrn_arg_mem(&kf, coef);
+  wrn_arg_mem(&kf, part);
+  wrn_arg_mem(&kf, gamma);
+  wrn_arg_mem(&kf, save_invstd);
+  wrn_arg_uint(&kf, (cl_uint)n);
+  wrn_arg_uint(&kf, (cl_uint)hw);
+  wrn_arg_uint(&kf, pl.nchunks);
+  wrn_arg_int(&kf, accumulate_params);
+  wrn_arg_local(&kf, lf * rs);
+  wrn_arg_local(&kf, lf * rs);
   size_t gf = lf * (size_t)c;
-  WRN_TRY(wrn_enqueue(ctx, kf, 1, &gf, &lf, WRN_CAT_BN, 0));
+  WRN_TRY(wrn_launch(&kf, 1, &gf, &lf, WRN_CAT_BN, 0));
 
-  WRN_ARG_MEM(kd, 0, dx);
-  WRN_ARG_MEM(kd, 2, dy);
-  WRN_ARG_MEM(kd, 4, x);
-  WRN_ARG_MEM(kd, 6, y);
-  WRN_ARG_MEM(kd, 8, save_mean);
-  WRN_ARG_MEM(kd, 10, coef);
-  WRN_ARG(kd, 12, cl_uint, (cl_uint)c);
-  WRN_ARG(kd, 13, cl_uint, (cl_uint)hw);
-  WRN_ARG(kd, 14, cl_int, relu);
-  WRN_ARG(kd, 15, cl_int, accumulate_dx);
-  return bn_launch_elem(ctx, kd, n, c, hw);
+  wrn_arg_mem(&kd, dx);
+  wrn_arg_mem(&kd, dy);
+  wrn_arg_mem(&kd, x);
+  wrn_arg_mem(&kd, y);
+  wrn_arg_mem(&kd, save_mean);
+  wrn_arg_mem(&kd, coef);
+  wrn_arg_uint(&kd, (cl_uint)c);
+  wrn_arg_uint(&kd, (cl_uint)hw);
+  wrn_arg_int(&kd, relu);
+  wrn_arg_int(&kd, accumulate_dx);
+  return bn_launch_elem(ctx, &kd, n, c, hw);
 }

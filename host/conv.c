@@ -157,19 +157,19 @@ static wrn_status gemm(wrn_ctx *ctx, wrn_op_cat cat, int ta, int tb, size_t m, s
  * PoCL pays a fixed cost per work-group, which made 64-item groups twice as slow on CPUs.
  * The plane index is constant along dimension 0, so PoCL hoists its divisions out of its
  * loop over work-items. */
-static wrn_status launch_planes(wrn_ctx *ctx, cl_kernel k, size_t pixels, size_t planes) {
+static wrn_status launch_planes(wrn_ctx *ctx, wrn_args *k, size_t pixels, size_t planes) {
   const size_t cap = ctx->max_wg < 256 ? ctx->max_wg : 256;
   size_t l0 = 1;
   while (l0 < pixels && l0 < cap) l0 *= 2;
   size_t lws[2] = {l0, cap / l0};
   size_t gws[2] = {wrn_round_up(pixels, lws[0]), wrn_round_up(planes, lws[1])};
-  return wrn_enqueue(ctx, k, 2, gws, lws, WRN_CAT_IM2COL, 0);
+  return wrn_launch(k, 2, gws, lws, WRN_CAT_IM2COL, 0);
 }
 
 /* Launch of the run-per-work-item kernels: dimension 0 over runs of 8 pixels along a row,
  * 1 over the rows, 2 over the (image, channel) planes; groups of up to 256 items, powers of
  * two covering the row and then the rows, so small maps still fill a group. */
-static wrn_status launch_runs(wrn_ctx *ctx, cl_kernel k, size_t runs, size_t rows,
+static wrn_status launch_runs(wrn_ctx *ctx, wrn_args *k, size_t runs, size_t rows,
                               size_t planes) {
   size_t cap = 1;
   while (cap * 2 <= ctx->max_wg && cap < 256) cap *= 2;
@@ -180,48 +180,47 @@ static wrn_status launch_runs(wrn_ctx *ctx, cl_kernel k, size_t runs, size_t row
   size_t lws[3] = {l0, l1, cap / (l0 * l1) < 64 ? cap / (l0 * l1) : 64};
   size_t gws[3] = {wrn_round_up(runs, lws[0]), wrn_round_up(rows, lws[1]),
                    wrn_round_up(planes, lws[2])};
-  return wrn_enqueue(ctx, k, 3, gws, lws, WRN_CAT_IM2COL, 0);
+  return wrn_launch(k, 3, gws, lws, WRN_CAT_IM2COL, 0);
 }
 
 /* The run-per-work-item kernel for this shape, or NULL: 3x3 pad 1 and 1x1 pad 0, stride 1
  * or 2 (1x1 stride 1 is a plain relayout, handled by the callers), with rows of a multiple
  * of 8 pixels (the input rows for col2im, the output rows for im2col) and, for stride 2, an
  * input exactly twice the output width (the vector reads then stay inside each row). */
-static const char *run_kernel(const wrn_ctx *ctx, const wrn_conv_shape *s, const conv_plan *pl,
-                              int is_col2im) {
+static int run_kernel(const wrn_ctx *ctx, const wrn_conv_shape *s, const conv_plan *pl,
+                      int is_col2im) {
   /* Runs per work-item are for CPU devices, which vectorise them; on a GPU they make
    * neighbouring work-items write 8 apart (measured 3x slower on an H100 for WRN-28-10's
    * layout work), so GPUs keep one element per work-item. */
-  if (!(ctx->dev.type & CL_DEVICE_TYPE_CPU)) return NULL;
+  if (!(ctx->dev.type & CL_DEVICE_TYPE_CPU)) return -1;
   const int width = is_col2im ? s->w : pl->wo;
-  if (width % 8 != 0) return NULL;
+  if (width % 8 != 0) return -1;
   if (s->k == 3 && s->pad == 1 && s->stride == 1)
-    return is_col2im ? "col2im_k3s1p1_v8" : "im2col_k3s1p1_v8";
+    return is_col2im ? WRN_K_COL2IM_K3S1P1_V8 : WRN_K_IM2COL_K3S1P1_V8;
   if (s->stride == 2 && s->w == 2 * pl->wo) {
-    if (s->k == 3 && s->pad == 1) return is_col2im ? "col2im_k3s2p1_v8" : "im2col_k3s2p1_v8";
-    if (s->k == 1 && s->pad == 0) return is_col2im ? "col2im_k1s2p0_v8" : "im2col_k1s2p0_v8";
+    if (s->k == 3 && s->pad == 1) return is_col2im ? WRN_K_COL2IM_K3S2P1_V8 : WRN_K_IM2COL_K3S2P1_V8;
+    if (s->k == 1 && s->pad == 0) return is_col2im ? WRN_K_COL2IM_K1S2P0_V8 : WRN_K_IM2COL_K1S2P0_V8;
   }
-  return NULL;
+  return -1;
 }
 
 /* to_nchw: nchw[cnt][C][P] (+)= mat[C][cnt*P]; else mat = nchw reordered (accumulate must
  * be 0). Runs of 16 or 4 pixels per work-item where P allows. */
 static wrn_status relayout(wrn_ctx *ctx, int to_nchw, wrn_mem nchw, wrn_mem mat, int C,
                            const conv_plan *pl, int cnt, int accumulate) {
-  cl_kernel k;
+  wrn_args k;
   const int cpu = (ctx->dev.type & CL_DEVICE_TYPE_CPU) != 0; /* see run_kernel */
   const size_t V = !cpu ? 1 : pl->P % 16 == 0 ? 16 : pl->P % 4 == 0 ? 4 : 1;
-  char name[32];
-  snprintf(name, sizeof name, "%s%s", to_nchw ? "mat_to_nchw" : "nchw_to_mat",
-           V == 16 ? "_v16" : V == 4 ? "_v4" : "");
-  WRN_TRY(wrn_kernel_get(ctx, "conv", name, &k));
-  WRN_ARG_MEM(k, 0, to_nchw ? nchw : mat);
-  WRN_ARG_MEM(k, 2, to_nchw ? mat : nchw);
-  WRN_ARG(k, 4, cl_int, C);
-  WRN_ARG(k, 5, cl_int, (cl_int)pl->P);
-  WRN_ARG(k, 6, cl_int, cnt);
-  if (to_nchw) WRN_ARG(k, 7, cl_int, accumulate ? 1 : 0);
-  return launch_planes(ctx, k, pl->P / V, (size_t)cnt * (size_t)C);
+  static const wrn_kid ids[2][3] = {{WRN_K_NCHW_TO_MAT, WRN_K_NCHW_TO_MAT_V4, WRN_K_NCHW_TO_MAT_V16},
+                                     {WRN_K_MAT_TO_NCHW, WRN_K_MAT_TO_NCHW_V4, WRN_K_MAT_TO_NCHW_V16}};
+  WRN_TRY(wrn_kernel_args(ctx, ids[to_nchw ? 1 : 0][V == 16 ? 2 : V == 4 ? 1 : 0], &k));
+  wrn_arg_mem(&k, to_nchw ? nchw : mat);
+  wrn_arg_mem(&k, to_nchw ? mat : nchw);
+  wrn_arg_int(&k, C);
+  wrn_arg_int(&k, (cl_int)pl->P);
+  wrn_arg_int(&k, cnt);
+  if (to_nchw) wrn_arg_int(&k, accumulate ? 1 : 0);
+  return launch_planes(ctx, &k, pl->P / V, (size_t)cnt * (size_t)C);
 }
 
 /* col[K][cnt*P] from x[cnt][c_in][h][w] */
@@ -229,38 +228,38 @@ static wrn_status im2col(wrn_ctx *ctx, wrn_mem col, wrn_mem x, const wrn_conv_sh
                          const conv_plan *pl, int cnt) {
   /* 1x1, stride 1, no padding: the col matrix is the input in channel-major order. */
   if (pl->pointwise) return relayout(ctx, 0, x, col, s->c_in, pl, cnt, 0);
-  cl_kernel k;
-  const char *run = run_kernel(ctx, s, pl, 0);
-  if (run) {
-    WRN_TRY(wrn_kernel_get(ctx, "conv", run, &k));
-    WRN_ARG_MEM(k, 0, col);
-    WRN_ARG_MEM(k, 2, x);
-    WRN_ARG(k, 4, cl_int, s->c_in);
-    WRN_ARG(k, 5, cl_int, s->h);
-    WRN_ARG(k, 6, cl_int, s->w);
+  wrn_args k;
+  const int run = run_kernel(ctx, s, pl, 0);
+  if (run >= 0) {
+    WRN_TRY(wrn_kernel_args(ctx, (wrn_kid)run, &k));
+    wrn_arg_mem(&k, col);
+    wrn_arg_mem(&k, x);
+    wrn_arg_int(&k, s->c_in);
+    wrn_arg_int(&k, s->h);
+    wrn_arg_int(&k, s->w);
     if (s->stride == 1) {
-      WRN_ARG(k, 7, cl_int, cnt);
+      wrn_arg_int(&k, cnt);
     } else {
-      WRN_ARG(k, 7, cl_int, pl->ho);
-      WRN_ARG(k, 8, cl_int, pl->wo);
-      WRN_ARG(k, 9, cl_int, cnt);
+      wrn_arg_int(&k, pl->ho);
+      wrn_arg_int(&k, pl->wo);
+      wrn_arg_int(&k, cnt);
     }
-    return launch_runs(ctx, k, (size_t)pl->wo / 8, (size_t)pl->ho,
+    return launch_runs(ctx, &k, (size_t)pl->wo / 8, (size_t)pl->ho,
                        (size_t)cnt * (size_t)s->c_in);
   }
-  WRN_TRY(wrn_kernel_get(ctx, "conv", s->k == 3 ? "im2col_k3" : "im2col", &k));
-  WRN_ARG_MEM(k, 0, col);
-  WRN_ARG_MEM(k, 2, x);
-  WRN_ARG(k, 4, cl_int, s->c_in);
-  WRN_ARG(k, 5, cl_int, s->h);
-  WRN_ARG(k, 6, cl_int, s->w);
-  WRN_ARG(k, 7, cl_int, s->k);
-  WRN_ARG(k, 8, cl_int, s->stride);
-  WRN_ARG(k, 9, cl_int, s->pad);
-  WRN_ARG(k, 10, cl_int, pl->ho);
-  WRN_ARG(k, 11, cl_int, pl->wo);
-  WRN_ARG(k, 12, cl_int, cnt);
-  return launch_planes(ctx, k, pl->P, (size_t)cnt * (size_t)s->c_in);
+  WRN_TRY(wrn_kernel_args(ctx, s->k == 3 ? WRN_K_IM2COL_K3 : WRN_K_IM2COL, &k));
+  wrn_arg_mem(&k, col);
+  wrn_arg_mem(&k, x);
+  wrn_arg_int(&k, s->c_in);
+  wrn_arg_int(&k, s->h);
+  wrn_arg_int(&k, s->w);
+  wrn_arg_int(&k, s->k);
+  wrn_arg_int(&k, s->stride);
+  wrn_arg_int(&k, s->pad);
+  wrn_arg_int(&k, pl->ho);
+  wrn_arg_int(&k, pl->wo);
+  wrn_arg_int(&k, cnt);
+  return launch_planes(ctx, &k, pl->P, (size_t)cnt * (size_t)s->c_in);
 }
 
 /* dx[cnt][c_in][h][w] (+)= col2im(col[K][cnt*P]) */
@@ -268,47 +267,47 @@ static wrn_status col2im(wrn_ctx *ctx, wrn_mem dx, wrn_mem col, const wrn_conv_s
                          const conv_plan *pl, int cnt, int accumulate) {
   /* 1x1, stride 1, no padding: col2im is the relayout back to NCHW. */
   if (pl->pointwise) return relayout(ctx, 1, dx, col, s->c_in, pl, cnt, accumulate);
-  cl_kernel k;
-  const char *run = run_kernel(ctx, s, pl, 1);
-  if (run) {
-    WRN_TRY(wrn_kernel_get(ctx, "conv", run, &k));
-    WRN_ARG_MEM(k, 0, dx);
-    WRN_ARG_MEM(k, 2, col);
-    WRN_ARG(k, 4, cl_int, s->c_in);
-    WRN_ARG(k, 5, cl_int, s->h);
-    WRN_ARG(k, 6, cl_int, s->w);
+  wrn_args k;
+  const int run = run_kernel(ctx, s, pl, 1);
+  if (run >= 0) {
+    WRN_TRY(wrn_kernel_args(ctx, (wrn_kid)run, &k));
+    wrn_arg_mem(&k, dx);
+    wrn_arg_mem(&k, col);
+    wrn_arg_int(&k, s->c_in);
+    wrn_arg_int(&k, s->h);
+    wrn_arg_int(&k, s->w);
     if (s->stride == 1) {
-      WRN_ARG(k, 7, cl_int, cnt);
-      WRN_ARG(k, 8, cl_int, accumulate ? 1 : 0);
+      wrn_arg_int(&k, cnt);
+      wrn_arg_int(&k, accumulate ? 1 : 0);
     } else {
-      WRN_ARG(k, 7, cl_int, pl->ho);
-      WRN_ARG(k, 8, cl_int, pl->wo);
-      WRN_ARG(k, 9, cl_int, cnt);
-      WRN_ARG(k, 10, cl_int, accumulate ? 1 : 0);
+      wrn_arg_int(&k, pl->ho);
+      wrn_arg_int(&k, pl->wo);
+      wrn_arg_int(&k, cnt);
+      wrn_arg_int(&k, accumulate ? 1 : 0);
     }
-    return launch_runs(ctx, k, (size_t)s->w / 8, (size_t)s->h, (size_t)cnt * (size_t)s->c_in);
+    return launch_runs(ctx, &k, (size_t)s->w / 8, (size_t)s->h, (size_t)cnt * (size_t)s->c_in);
   }
   /* Copies with the kernel size and stride built in, for the shapes WRNs use. */
-  const char *name = "col2im";
+  wrn_kid id = WRN_K_COL2IM;
   if ((s->k == 1 || s->k == 3) && (s->stride == 1 || s->stride == 2)) {
-    static const char *fixed[2][2] = {{"col2im_k1s1", "col2im_k1s2"},
-                                      {"col2im_k3s1", "col2im_k3s2"}};
-    name = fixed[s->k == 3][s->stride == 2];
+    static const wrn_kid fixed[2][2] = {{WRN_K_COL2IM_K1S1, WRN_K_COL2IM_K1S2},
+                                        {WRN_K_COL2IM_K3S1, WRN_K_COL2IM_K3S2}};
+    id = fixed[s->k == 3][s->stride == 2];
   }
-  WRN_TRY(wrn_kernel_get(ctx, "conv", name, &k));
-  WRN_ARG_MEM(k, 0, dx);
-  WRN_ARG_MEM(k, 2, col);
-  WRN_ARG(k, 4, cl_int, s->c_in);
-  WRN_ARG(k, 5, cl_int, s->h);
-  WRN_ARG(k, 6, cl_int, s->w);
-  WRN_ARG(k, 7, cl_int, s->k);
-  WRN_ARG(k, 8, cl_int, s->stride);
-  WRN_ARG(k, 9, cl_int, s->pad);
-  WRN_ARG(k, 10, cl_int, pl->ho);
-  WRN_ARG(k, 11, cl_int, pl->wo);
-  WRN_ARG(k, 12, cl_int, cnt);
-  WRN_ARG(k, 13, cl_int, accumulate ? 1 : 0);
-  return launch_planes(ctx, k, (size_t)s->h * (size_t)s->w, (size_t)cnt * (size_t)s->c_in);
+  WRN_TRY(wrn_kernel_args(ctx, id, &k));
+  wrn_arg_mem(&k, dx);
+  wrn_arg_mem(&k, col);
+  wrn_arg_int(&k, s->c_in);
+  wrn_arg_int(&k, s->h);
+  wrn_arg_int(&k, s->w);
+  wrn_arg_int(&k, s->k);
+  wrn_arg_int(&k, s->stride);
+  wrn_arg_int(&k, s->pad);
+  wrn_arg_int(&k, pl->ho);
+  wrn_arg_int(&k, pl->wo);
+  wrn_arg_int(&k, cnt);
+  wrn_arg_int(&k, accumulate ? 1 : 0);
+  return launch_planes(ctx, &k, (size_t)s->h * (size_t)s->w, (size_t)cnt * (size_t)s->c_in);
 }
 
 /* ---------------------------------------------------------------- the three convs */

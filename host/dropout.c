@@ -22,19 +22,19 @@ static wrn_status dropout_run(wrn_ctx *ctx, const char *fn, wrn_mem out, wrn_mem
    * exact in double. */
   cl_uint thresh = (cl_uint)ceil(p * 16777216.0);
   double scale = 1.0 / (1.0 - p);
-  cl_kernel k;
-  WRN_TRY(wrn_kernel_get(ctx, "dropout", "dropout_apply", &k));
-  WRN_ARG_MEM(k, 0, out);
-  WRN_ARG_MEM(k, 2, in);
-  WRN_ARG(k, 4, cl_ulong, (cl_ulong)n);
-  WRN_ARG(k, 5, cl_uint, thresh);
-  WRN_ARG_REAL(ctx, k, 6, scale);
-  WRN_ARG(k, 7, cl_uint, (cl_uint)seed);
-  WRN_ARG(k, 8, cl_uint, (cl_uint)(seed >> 32));
-  WRN_ARG(k, 9, cl_uint, (cl_uint)counter);
-  WRN_ARG(k, 10, cl_uint, (cl_uint)(counter >> 32));
-  WRN_ARG(k, 11, cl_int, accumulate);
-  return wrn_enqueue_1d(ctx, k, n, WRN_CAT_DROPOUT);
+  wrn_args k;
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_DROPOUT_APPLY, &k));
+  wrn_arg_mem(&k, out);
+  wrn_arg_mem(&k, in);
+  wrn_arg_ulong(&k, (cl_ulong)n);
+  wrn_arg_uint(&k, thresh);
+  wrn_arg_real(&k, scale);
+  wrn_arg_uint(&k, (cl_uint)seed);
+  wrn_arg_uint(&k, (cl_uint)(seed >> 32));
+  wrn_arg_uint(&k, (cl_uint)counter);
+  wrn_arg_uint(&k, (cl_uint)(counter >> 32));
+  wrn_arg_int(&k, accumulate);
+  return wrn_launch_1d(&k, n, WRN_CAT_DROPOUT);
 }
 
 wrn_status wrn_dropout_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, size_t n, double p,

@@ -12,12 +12,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Tile sizes: must match the defaults of cl/gemm.cl (which is built without -D overrides). */
-#define GEMM_TM 6
-#define GEMM_TNV 4
-#define GEMM_NT_TM 4
-#define GEMM_NT_TJ 6
-#define GEMM_NT_GM 4
+/* Tile shape of the kernels in cl/gemm.cl, passed to them as -D values. */
+typedef struct gemm_tiles {
+  int vw;                       /* vector width (lanes) */
+  int tm, tnv;                  /* NN/TN: rows x vectors per work-item */
+  int nt_tm, nt_tj, nt_gm, nt_kcv; /* NT: rows x columns per tile, tiles per item, k chunk */
+} gemm_tiles;
+
+static gemm_tiles default_tiles(const wrn_ctx *ctx) {
+  gemm_tiles t = {ctx->dtype == WRN_F64 ? 8 : 16, 6, 4, 4, 6, 4, 32};
+  return t;
+}
+
+static void tiles_defs(const gemm_tiles *t, char *out, size_t n) {
+  snprintf(out, n, "-DGEMM_VW=%d -DGEMM_TM=%d -DGEMM_TNV=%d -DGEMM_NT_TM=%d -DGEMM_NT_TJ=%d "
+                   "-DGEMM_NT_GM=%d -DGEMM_NT_KCV=%d",
+           t->vw, t->tm, t->tnv, t->nt_tm, t->nt_tj, t->nt_gm, t->nt_kcv);
+}
 
 enum { FORM_NN = 0, FORM_TN = 1, FORM_NT = 2, FORM_TT = 3 };
 enum { MODE_AUTO = 0, MODE_CLBLAST = 1, MODE_OWN = 2 };
@@ -56,28 +67,31 @@ static size_t pow2_cap(size_t x, size_t cap) {
 static wrn_status run_own(wrn_ctx *ctx, wrn_op_cat cat, int form, size_t m, size_t n,
                           size_t k, double alpha, wrn_mem a, size_t lda, wrn_mem b, size_t ldb,
                           double beta, wrn_mem c, size_t ldc) {
-  static const char *names[3] = {"gemm_nn", "gemm_tn", "gemm_nt"};
-  cl_kernel kr;
-  WRN_TRY(wrn_kernel_get(ctx, "gemm", names[form], &kr));
-  WRN_ARG(kr, 0, cl_int, (cl_int)m);
-  WRN_ARG(kr, 1, cl_int, (cl_int)n);
-  WRN_ARG(kr, 2, cl_int, (cl_int)k);
-  WRN_ARG_REAL(ctx, kr, 3, alpha);
-  WRN_ARG_MEM(kr, 4, a);
-  WRN_ARG(kr, 6, cl_int, (cl_int)lda);
-  WRN_ARG_MEM(kr, 7, b);
-  WRN_ARG(kr, 9, cl_int, (cl_int)ldb);
-  WRN_ARG_REAL(ctx, kr, 10, beta);
-  WRN_ARG_MEM(kr, 11, c);
-  WRN_ARG(kr, 13, cl_int, (cl_int)ldc);
+  static const wrn_kid ids[3] = {WRN_K_GEMM_NN, WRN_K_GEMM_TN, WRN_K_GEMM_NT};
+  const gemm_tiles t = default_tiles(ctx);
+  char defs[256];
+  tiles_defs(&t, defs, sizeof defs);
+  wrn_args kr;
+  WRN_TRY(wrn_kernel_variant_args(ctx, ids[form], defs, &kr));
+  wrn_arg_int(&kr, (cl_int)m);
+  wrn_arg_int(&kr, (cl_int)n);
+  wrn_arg_int(&kr, (cl_int)k);
+  wrn_arg_real(&kr, alpha);
+  wrn_arg_mem(&kr, a);
+  wrn_arg_int(&kr, (cl_int)lda);
+  wrn_arg_mem(&kr, b);
+  wrn_arg_int(&kr, (cl_int)ldb);
+  wrn_arg_real(&kr, beta);
+  wrn_arg_mem(&kr, c);
+  wrn_arg_int(&kr, (cl_int)ldc);
   size_t tiles_n, tiles_m;
   if (form == FORM_NT) {
-    tiles_n = (n + GEMM_NT_TJ - 1) / GEMM_NT_TJ;
-    tiles_m = (m + GEMM_NT_TM * GEMM_NT_GM - 1) / (GEMM_NT_TM * GEMM_NT_GM);
+    tiles_n = (n + (size_t)t.nt_tj - 1) / (size_t)t.nt_tj;
+    tiles_m = (m + (size_t)(t.nt_tm * t.nt_gm) - 1) / (size_t)(t.nt_tm * t.nt_gm);
   } else {
-    const size_t cols = (size_t)GEMM_TNV * (ctx->dtype == WRN_F64 ? 8 : 16);
+    const size_t cols = (size_t)t.tnv * (size_t)t.vw;
     tiles_n = (n + cols - 1) / cols;
-    tiles_m = (m + GEMM_TM - 1) / GEMM_TM;
+    tiles_m = (m + (size_t)t.tm - 1) / (size_t)t.tm;
   }
   /* Small groups: each work-item already does a lot of work, and many groups keep every
    * core (or compute unit) busy on the small GEMMs of 8x8 maps. NN/TN kernels take M tiles
@@ -86,8 +100,7 @@ static wrn_status run_own(wrn_ctx *ctx, wrn_op_cat cat, int form, size_t m, size
   const size_t t0 = form == FORM_NT ? tiles_n : tiles_m, t1 = form == FORM_NT ? tiles_m : tiles_n;
   /* The kernel's own limit can be below the device's where its tile needs many registers. */
   size_t kwg = 0;
-  WRN_CL_CHECK(clGetKernelWorkGroupInfo(kr, ctx->dev.device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kwg,
-                                        &kwg, NULL));
+  WRN_TRY(wrn_kernel_wg_max(&kr, &kwg));
   size_t cap = ctx->max_wg < 64 ? ctx->max_wg : 64;
   while (kwg && cap > kwg) cap /= 2;
   size_t l0 = pow2_cap(t0, 16);
@@ -101,7 +114,7 @@ static wrn_status run_own(wrn_ctx *ctx, wrn_op_cat cat, int form, size_t m, size
   }
   size_t lws[2] = {l0, l1};
   size_t gws[2] = {wrn_round_up(t0, l0), wrn_round_up(t1, l1)};
-  return wrn_enqueue(ctx, kr, 2, gws, lws, cat, 2.0 * (double)m * (double)n * (double)k);
+  return wrn_launch(&kr, 2, gws, lws, cat, 2.0 * (double)m * (double)n * (double)k);
 }
 
 /* Times both paths on this shape (writing into scratch with beta 0, so the caller's C is

@@ -3,6 +3,7 @@
 #define WRN_INTERNAL_H
 
 #include "wrn.h"
+#include "kernels.h"
 
 #include <stdio.h>
 
@@ -29,25 +30,6 @@
     if (wrn_try_s_ != WRN_OK) return wrn_try_s_;                                            \
   } while (0)
 
-/* Sets kernel argument i to value v of type T. */
-#define WRN_ARG(k, i, T, v)                                                                 \
-  do {                                                                                      \
-    T wrn_arg_v_ = (v);                                                                     \
-    WRN_CL_CHECK(clSetKernelArg((k), (i), sizeof(T), &wrn_arg_v_));                         \
-  } while (0)
-/* A device buffer argument followed by its element offset (ulong). */
-#define WRN_ARG_MEM(k, i, m)                                                                \
-  do {                                                                                      \
-    WRN_ARG(k, i, cl_mem, (m).mem);                                                         \
-    WRN_ARG(k, (i) + 1, cl_ulong, (cl_ulong)(m).off);                                       \
-  } while (0)
-/* A real scalar argument in the context's type. */
-#define WRN_ARG_REAL(ctx, k, i, v)                                                          \
-  do {                                                                                      \
-    if ((ctx)->dtype == WRN_F64) WRN_ARG(k, i, cl_double, (double)(v));                     \
-    else WRN_ARG(k, i, cl_float, (float)(v));                                               \
-  } while (0)
-
 wrn_status wrn_cl_fail(cl_int code, const char *call, const char *where);
 wrn_status wrn_clblast_fail(int code, const char *call, const char *where);
 /* Checks a CLBlast call (CLBlastStatusCode) the same way. */
@@ -57,11 +39,13 @@ wrn_status wrn_clblast_fail(int code, const char *call, const char *where);
     if (wrn_cb_err_ != 0) return wrn_clblast_fail(wrn_cb_err_, #call, WRN_WHERE);           \
   } while (0)
 
-typedef struct wrn_kernel_entry {
+/* A program built with extra -D values (tunables), and the kernels made from it. */
+typedef struct wrn_variant {
   int prog;
-  char name[64];
-  cl_kernel kernel;
-} wrn_kernel_entry;
+  char defs[256];
+  cl_program program;
+  cl_kernel kernels[WRN_K_COUNT];
+} wrn_variant;
 
 typedef struct wrn_event_rec {
   cl_event ev;
@@ -81,13 +65,14 @@ struct wrn_ctx {
   int profile_capable; /* the queues were made with CL_QUEUE_PROFILING_ENABLE */
   int no_cache;
   int nprogs;
-  cl_program *progs; /* one per cl/<name>.cl, in wrn_cl_sources order */
-  wrn_kernel_entry *kernels;
-  int nkernels, capkernels;
+  cl_program *progs; /* one per cl/<name>.cl, in wrn_cl_sources order (NULL: variant-only) */
+  cl_kernel kernels[WRN_K_COUNT]; /* made from progs on first use */
+  wrn_variant *variants;
+  int nvariants, capvariants;
   wrn_event_rec *events;
   int nevents, capevents;
   double build_seconds;
-  int programs_cached;
+  int programs_cached, programs_built;
   size_t max_wg;
   size_t mem_current, mem_peak; /* bytes through wrn_alloc / wrn_free_mem */
   /* wrn_gemm's choice per shape (host/gemm.c): key and 1 = own kernels, 0 = CLBlast. */
@@ -102,15 +87,39 @@ struct wrn_ctx {
   size_t bn_scratch_bytes;
 };
 
-/* Finds (and creates once) kernel `name` of program `prog` (the .cl file's stem). */
-wrn_status wrn_kernel_get(wrn_ctx *ctx, const char *prog, const char *name, cl_kernel *out);
-/* Enqueues an ND-range on the compute queue; records a profiling event when enabled.
- * lws may be NULL. */
-wrn_status wrn_enqueue(wrn_ctx *ctx, cl_kernel k, cl_uint dim, const size_t *gws,
-                       const size_t *lws, wrn_op_cat cat, double flops);
+/* Kernel arguments, set in order through a running index: each wrn_arg_* call sets the next
+ * argument; the first failure is kept and reported by wrn_launch, which also checks that
+ * every argument of the kernel was set. */
+typedef struct wrn_args {
+  wrn_ctx *ctx;
+  cl_kernel k;
+  cl_uint n;     /* arguments set so far */
+  cl_int err;    /* first clSetKernelArg failure */
+  cl_uint bad;   /* its index */
+} wrn_args;
+
+/* Kernel `id` of the base programs, its arguments not yet set. */
+wrn_status wrn_kernel_args(wrn_ctx *ctx, wrn_kid id, wrn_args *a);
+/* Kernel `id` from its program built with the extra options `defs` (e.g. "-DTM=4 -DTN=8"),
+ * built (or loaded from the disk cache) on first use and kept for the context's life. */
+wrn_status wrn_kernel_variant_args(wrn_ctx *ctx, wrn_kid id, const char *defs, wrn_args *a);
+const char *wrn_kernel_name(wrn_kid id);
+void wrn_arg_mem(wrn_args *a, wrn_mem m); /* buffer, then its element offset as ulong */
+void wrn_arg_buf(wrn_args *a, cl_mem m);
+void wrn_arg_int(wrn_args *a, int v);
+void wrn_arg_uint(wrn_args *a, unsigned v);
+void wrn_arg_ulong(wrn_args *a, uint64_t v);
+void wrn_arg_real(wrn_args *a, double v); /* in the context's real type */
+void wrn_arg_local(wrn_args *a, size_t bytes);
+/* Enqueues the kernel on the compute queue after checking its arguments; records a
+ * profiling event when enabled. lws may be NULL. */
+wrn_status wrn_launch(wrn_args *a, cl_uint dim, const size_t *gws, const size_t *lws,
+                      wrn_op_cat cat, double flops);
 /* 1-D launch over n items: the global size is rounded up to the work-group size, so the
  * kernel must check its index against n. */
-wrn_status wrn_enqueue_1d(wrn_ctx *ctx, cl_kernel k, size_t n, wrn_op_cat cat);
+wrn_status wrn_launch_1d(wrn_args *a, size_t n, wrn_op_cat cat);
+/* The largest work-group kernel a->k can run with on the device. */
+wrn_status wrn_kernel_wg_max(wrn_args *a, size_t *out);
 /* Where to store an event for a call made outside wrn_enqueue (CLBlast, copies); NULL when
  * profiling is off. The event is owned by the context afterwards. */
 cl_event *wrn_event_slot(wrn_ctx *ctx, wrn_op_cat cat, double flops);
@@ -122,6 +131,8 @@ size_t wrn_round_up(size_t x, size_t m);
 
 /* Program build and cache (program.c). */
 wrn_status wrn_programs_build(wrn_ctx *ctx);
+/* Builds program `prog` with the context's base options plus `defs` (cache as usual). */
+wrn_status wrn_program_build_variant(wrn_ctx *ctx, int prog, const char *defs, cl_program *out);
 void wrn_programs_free(wrn_ctx *ctx);
 /* 64-bit FNV-1a over bytes, chained through h. */
 uint64_t wrn_hash64(uint64_t h, const void *data, size_t n);

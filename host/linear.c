@@ -35,14 +35,14 @@ wrn_status wrn_linear_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem w, wrn
   if (!y.mem || !x.mem || !w.mem || !b.mem)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "linear_forward: NULL buffer (%s)",
                     !y.mem ? "y" : !x.mem ? "x" : !w.mem ? "w" : "b");
-  cl_kernel k;
-  WRN_TRY(wrn_kernel_get(ctx, "linear", "bias_fill", &k));
-  WRN_ARG_MEM(k, 0, y);
-  WRN_ARG_MEM(k, 2, b);
-  WRN_ARG(k, 4, cl_int, n);
-  WRN_ARG(k, 5, cl_int, out);
+  wrn_args k;
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_BIAS_FILL, &k));
+  wrn_arg_mem(&k, y);
+  wrn_arg_mem(&k, b);
+  wrn_arg_int(&k, n);
+  wrn_arg_int(&k, out);
   size_t lws[2] = {row_wg(ctx), 1}, gws[2] = {wrn_round_up((size_t)out, lws[0]), (size_t)n};
-  WRN_TRY(wrn_enqueue(ctx, k, 2, gws, lws, WRN_CAT_LINEAR, 0));
+  WRN_TRY(wrn_launch(&k, 2, gws, lws, WRN_CAT_LINEAR, 0));
   /* y[n][out] = x[n][in] w[out][in]^T + y */
   return gemm(ctx, 0, 1, (size_t)n, (size_t)out, (size_t)in, x, (size_t)in, w, (size_t)in, 1.0,
               y, (size_t)out);
@@ -62,15 +62,15 @@ wrn_status wrn_linear_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dw, wrn_mem db,
   /* dw[out][in] (+)= dy[n][out]^T x[n][in] */
   WRN_TRY(gemm(ctx, 1, 0, (size_t)out, (size_t)in, (size_t)n, dy, (size_t)out, x, (size_t)in,
                beta, dw, (size_t)in));
-  cl_kernel k;
-  WRN_TRY(wrn_kernel_get(ctx, "linear", "col_sum", &k));
+  wrn_args k;
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_COL_SUM, &k));
   const size_t L = row_wg(ctx);
-  WRN_ARG_MEM(k, 0, db);
-  WRN_ARG_MEM(k, 2, dy);
-  WRN_ARG(k, 4, cl_int, n);
-  WRN_ARG(k, 5, cl_int, out);
-  WRN_ARG(k, 6, cl_int, accumulate ? 1 : 0);
-  WRN_CL_CHECK(clSetKernelArg(k, 7, L * ctx->real_size, NULL));
+  wrn_arg_mem(&k, db);
+  wrn_arg_mem(&k, dy);
+  wrn_arg_int(&k, n);
+  wrn_arg_int(&k, out);
+  wrn_arg_int(&k, accumulate ? 1 : 0);
+  wrn_arg_local(&k, L * ctx->real_size);
   size_t gws = L * (size_t)out;
-  return wrn_enqueue(ctx, k, 1, &gws, &L, WRN_CAT_LINEAR, 0);
+  return wrn_launch(&k, 1, &gws, &L, WRN_CAT_LINEAR, 0);
 }

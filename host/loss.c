@@ -31,28 +31,27 @@ wrn_status wrn_softmax_xent(wrn_ctx *ctx, wrn_mem loss_out, wrn_mem correct_out,
                     "%s: labels needs int32 elements [%zu, %zu) but the buffer holds %zu bytes",
                     fn, labels_off, labels_off + (size_t)n, lbytes);
 
-  cl_kernel kern;
-  WRN_TRY(wrn_kernel_get(ctx, "loss", "softmax_xent", &kern));
+  wrn_args kern;
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_SOFTMAX_XENT, &kern));
   size_t kwg = 0;
-  WRN_CL_CHECK(clGetKernelWorkGroupInfo(kern, ctx->dev.device, CL_KERNEL_WORK_GROUP_SIZE,
-                                        sizeof kwg, &kwg, NULL));
+  WRN_TRY(wrn_kernel_wg_max(&kern, &kwg));
   size_t lws = WRN_LOSS_WG;
   while (lws > 1 && (lws > kwg || lws > ctx->max_wg)) lws >>= 1;
   size_t gws = (size_t)n * lws;
 
   int has_dl = dlogits.mem != NULL;
-  WRN_ARG_MEM(kern, 0, loss_out);
-  WRN_ARG_MEM(kern, 2, correct_out);
+  wrn_arg_mem(&kern, loss_out);
+  wrn_arg_mem(&kern, correct_out);
   /* A valid buffer is needed even when the kernel does not write dlogits. */
-  WRN_ARG_MEM(kern, 4, has_dl ? dlogits : logits);
-  WRN_ARG_MEM(kern, 6, logits);
-  WRN_ARG(kern, 8, cl_mem, labels);
-  WRN_ARG(kern, 9, cl_ulong, (cl_ulong)labels_off);
-  WRN_ARG(kern, 10, cl_int, n);
-  WRN_ARG(kern, 11, cl_int, k);
-  WRN_ARG_REAL(ctx, kern, 12, scale / n);
-  WRN_ARG(kern, 13, cl_int, has_dl);
-  WRN_CL_CHECK(clSetKernelArg(kern, 14, lws * ctx->real_size, NULL));
-  WRN_CL_CHECK(clSetKernelArg(kern, 15, lws * sizeof(cl_int), NULL));
-  return wrn_enqueue(ctx, kern, 1, &gws, &lws, WRN_CAT_LOSS, 0);
+  wrn_arg_mem(&kern, has_dl ? dlogits : logits);
+  wrn_arg_mem(&kern, logits);
+  wrn_arg_buf(&kern, labels);
+  wrn_arg_ulong(&kern, (cl_ulong)labels_off);
+  wrn_arg_int(&kern, n);
+  wrn_arg_int(&kern, k);
+  wrn_arg_real(&kern, scale / n);
+  wrn_arg_int(&kern, has_dl);
+  wrn_arg_local(&kern, lws * ctx->real_size);
+  wrn_arg_local(&kern, lws * sizeof(cl_int));
+  return wrn_launch(&kern, 1, &gws, &lws, WRN_CAT_LOSS, 0);
 }

@@ -48,16 +48,15 @@ static wrn_status pool_check(const char *fn, wrn_ctx *ctx, const wrn_pool_shape 
 }
 
 /* Arguments 4.. shared by the windowed kernels: planes, h, w, oh, ow, k, stride, pad. */
-static wrn_status pool_geom_args(cl_kernel k, cl_uint i, const wrn_pool_shape *s) {
-  WRN_ARG(k, i, cl_uint, (cl_uint)(s->n * s->c));
-  WRN_ARG(k, i + 1, cl_int, s->h);
-  WRN_ARG(k, i + 2, cl_int, s->w);
-  WRN_ARG(k, i + 3, cl_int, wrn_pool_out_h(s));
-  WRN_ARG(k, i + 4, cl_int, wrn_pool_out_w(s));
-  WRN_ARG(k, i + 5, cl_int, s->k);
-  WRN_ARG(k, i + 6, cl_int, s->stride);
-  WRN_ARG(k, i + 7, cl_int, s->pad);
-  return WRN_OK;
+static void pool_geom_args(wrn_args *k, const wrn_pool_shape *s) {
+  wrn_arg_uint(k, (cl_uint)(s->n * s->c));
+  wrn_arg_int(k, s->h);
+  wrn_arg_int(k, s->w);
+  wrn_arg_int(k, wrn_pool_out_h(s));
+  wrn_arg_int(k, wrn_pool_out_w(s));
+  wrn_arg_int(k, s->k);
+  wrn_arg_int(k, s->stride);
+  wrn_arg_int(k, s->pad);
 }
 
 static size_t pool_in_elems(const wrn_pool_shape *s) {
@@ -70,11 +69,10 @@ static size_t pool_out_elems(const wrn_pool_shape *s) {
 /* The WRN head: one window covering the whole map. Several work-items share a plane so that
  * a work-group reads one contiguous block instead of each work-item striding alone. */
 static wrn_status avgpool_global(wrn_ctx *ctx, wrn_mem y, wrn_mem x, const wrn_pool_shape *s) {
-  cl_kernel k;
-  WRN_TRY(wrn_kernel_get(ctx, "pool", "avgpool_global_fwd", &k));
+  wrn_args k;
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_AVGPOOL_GLOBAL_FWD, &k));
   size_t kmax = 0;
-  WRN_CL_CHECK(clGetKernelWorkGroupInfo(k, ctx->dev.device, CL_KERNEL_WORK_GROUP_SIZE,
-                                        sizeof kmax, &kmax, NULL));
+  WRN_TRY(wrn_kernel_wg_max(&k, &kmax));
   size_t lsz = 256;
   if (ctx->max_wg < lsz) lsz = ctx->max_wg;
   if (kmax && kmax < lsz) lsz = kmax;
@@ -86,15 +84,15 @@ static wrn_status avgpool_global(wrn_ctx *ctx, wrn_mem y, wrn_mem x, const wrn_p
   while (tpp * 2 <= 32 && tpp * 2 * 4 <= hw) tpp *= 2;
   if (tpp > lsz) tpp = lsz;
   size_t planes = (size_t)s->n * s->c;
-  WRN_ARG_MEM(k, 0, y);
-  WRN_ARG_MEM(k, 2, x);
-  WRN_ARG(k, 4, cl_uint, (cl_uint)planes);
-  WRN_ARG(k, 5, cl_uint, (cl_uint)hw);
-  WRN_ARG(k, 6, cl_uint, (cl_uint)tpp);
-  WRN_ARG_REAL(ctx, k, 7, 1.0 / (double)hw);
-  WRN_CL_CHECK(clSetKernelArg(k, 8, lsz * ctx->real_size, NULL));
+  wrn_arg_mem(&k, y);
+  wrn_arg_mem(&k, x);
+  wrn_arg_uint(&k, (cl_uint)planes);
+  wrn_arg_uint(&k, (cl_uint)hw);
+  wrn_arg_uint(&k, (cl_uint)tpp);
+  wrn_arg_real(&k, 1.0 / (double)hw);
+  wrn_arg_local(&k, lsz * ctx->real_size);
   size_t gws = wrn_round_up(planes * tpp, lsz);
-  return wrn_enqueue(ctx, k, 1, &gws, &lsz, WRN_CAT_POOL, 0);
+  return wrn_launch(&k, 1, &gws, &lsz, WRN_CAT_POOL, 0);
 }
 
 static int pool_is_global(const wrn_pool_shape *s) {
@@ -104,13 +102,13 @@ static int pool_is_global(const wrn_pool_shape *s) {
 wrn_status wrn_avgpool_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, const wrn_pool_shape *s) {
   WRN_TRY(pool_check("avgpool_forward", ctx, s, y, "y", x, "x", NULL, NULL));
   if (pool_is_global(s)) return avgpool_global(ctx, y, x, s);
-  cl_kernel k;
-  WRN_TRY(wrn_kernel_get(ctx, "pool", "avgpool_fwd", &k));
-  WRN_ARG_MEM(k, 0, y);
-  WRN_ARG_MEM(k, 2, x);
-  WRN_TRY(pool_geom_args(k, 4, s));
-  WRN_ARG_REAL(ctx, k, 12, 1.0 / ((double)s->k * s->k));
-  return wrn_enqueue_1d(ctx, k, pool_out_elems(s), WRN_CAT_POOL);
+  wrn_args k;
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_AVGPOOL_FWD, &k));
+  wrn_arg_mem(&k, y);
+  wrn_arg_mem(&k, x);
+  pool_geom_args(&k, s);
+  wrn_arg_real(&k, 1.0 / ((double)s->k * s->k));
+  return wrn_launch_1d(&k, pool_out_elems(s), WRN_CAT_POOL);
 }
 
 wrn_status wrn_avgpool_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, const wrn_pool_shape *s,
@@ -119,35 +117,35 @@ wrn_status wrn_avgpool_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, const wrn_
   if (accumulate != 0 && accumulate != 1)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                     "avgpool_backward: accumulate must be 0 or 1, got %d", accumulate);
-  cl_kernel k;
+  wrn_args k;
   if (pool_is_global(s)) {
     /* One window per plane: a broadcast, without the generic kernel's window search. */
-    WRN_TRY(wrn_kernel_get(ctx, "pool", "avgpool_global_bwd", &k));
-    WRN_ARG_MEM(k, 0, dx);
-    WRN_ARG_MEM(k, 2, dy);
-    WRN_ARG(k, 4, cl_uint, (cl_uint)(s->n * s->c));
-    WRN_ARG(k, 5, cl_uint, (cl_uint)(s->h * s->w));
-    WRN_ARG_REAL(ctx, k, 6, 1.0 / ((double)s->k * s->k));
-    WRN_ARG(k, 7, cl_int, accumulate);
-    return wrn_enqueue_1d(ctx, k, pool_in_elems(s), WRN_CAT_POOL);
+    WRN_TRY(wrn_kernel_args(ctx, WRN_K_AVGPOOL_GLOBAL_BWD, &k));
+    wrn_arg_mem(&k, dx);
+    wrn_arg_mem(&k, dy);
+    wrn_arg_uint(&k, (cl_uint)(s->n * s->c));
+    wrn_arg_uint(&k, (cl_uint)(s->h * s->w));
+    wrn_arg_real(&k, 1.0 / ((double)s->k * s->k));
+    wrn_arg_int(&k, accumulate);
+    return wrn_launch_1d(&k, pool_in_elems(s), WRN_CAT_POOL);
   }
-  WRN_TRY(wrn_kernel_get(ctx, "pool", "avgpool_bwd", &k));
-  WRN_ARG_MEM(k, 0, dx);
-  WRN_ARG_MEM(k, 2, dy);
-  WRN_TRY(pool_geom_args(k, 4, s));
-  WRN_ARG_REAL(ctx, k, 12, 1.0 / ((double)s->k * s->k));
-  WRN_ARG(k, 13, cl_int, accumulate);
-  return wrn_enqueue_1d(ctx, k, pool_in_elems(s), WRN_CAT_POOL);
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_AVGPOOL_BWD, &k));
+  wrn_arg_mem(&k, dx);
+  wrn_arg_mem(&k, dy);
+  pool_geom_args(&k, s);
+  wrn_arg_real(&k, 1.0 / ((double)s->k * s->k));
+  wrn_arg_int(&k, accumulate);
+  return wrn_launch_1d(&k, pool_in_elems(s), WRN_CAT_POOL);
 }
 
 wrn_status wrn_maxpool_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, const wrn_pool_shape *s) {
   WRN_TRY(pool_check("maxpool_forward", ctx, s, y, "y", x, "x", NULL, NULL));
-  cl_kernel k;
-  WRN_TRY(wrn_kernel_get(ctx, "pool", "maxpool_fwd", &k));
-  WRN_ARG_MEM(k, 0, y);
-  WRN_ARG_MEM(k, 2, x);
-  WRN_TRY(pool_geom_args(k, 4, s));
-  return wrn_enqueue_1d(ctx, k, pool_out_elems(s), WRN_CAT_POOL);
+  wrn_args k;
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_MAXPOOL_FWD, &k));
+  wrn_arg_mem(&k, y);
+  wrn_arg_mem(&k, x);
+  pool_geom_args(&k, s);
+  return wrn_launch_1d(&k, pool_out_elems(s), WRN_CAT_POOL);
 }
 
 wrn_status wrn_maxpool_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, wrn_mem x,
@@ -156,12 +154,12 @@ wrn_status wrn_maxpool_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, wrn_mem x,
   if (accumulate != 0 && accumulate != 1)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                     "maxpool_backward: accumulate must be 0 or 1, got %d", accumulate);
-  cl_kernel k;
-  WRN_TRY(wrn_kernel_get(ctx, "pool", "maxpool_bwd", &k));
-  WRN_ARG_MEM(k, 0, dx);
-  WRN_ARG_MEM(k, 2, dy);
-  WRN_ARG_MEM(k, 4, x);
-  WRN_TRY(pool_geom_args(k, 6, s));
-  WRN_ARG(k, 14, cl_int, accumulate);
-  return wrn_enqueue_1d(ctx, k, pool_in_elems(s), WRN_CAT_POOL);
+  wrn_args k;
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_MAXPOOL_BWD, &k));
+  wrn_arg_mem(&k, dx);
+  wrn_arg_mem(&k, dy);
+  wrn_arg_mem(&k, x);
+  pool_geom_args(&k, s);
+  wrn_arg_int(&k, accumulate);
+  return wrn_launch_1d(&k, pool_in_elems(s), WRN_CAT_POOL);
 }

@@ -204,7 +204,8 @@ static void cache_store(wrn_ctx *ctx, cl_program prog, const char *path, uint64_
   free(bin);
 }
 
-static wrn_status build_one(wrn_ctx *ctx, int i, const char *opts, int *from_cache) {
+static wrn_status build_one(wrn_ctx *ctx, int i, const char *opts, cl_program *out,
+                            int *from_cache) {
   char *src = NULL;
   size_t slen = 0;
   WRN_TRY(program_source(i, &src, &slen));
@@ -221,7 +222,7 @@ static wrn_status build_one(wrn_ctx *ctx, int i, const char *opts, int *from_cac
              (unsigned long long)key);
     cl_program p = cache_load(ctx, path, key, ident);
     if (p) {
-      ctx->progs[i] = p;
+      *out = p;
       *from_cache = 1;
       free(src);
       return WRN_OK;
@@ -250,10 +251,36 @@ static wrn_status build_one(wrn_ctx *ctx, int i, const char *opts, int *from_cac
     clReleaseProgram(p);
     return st;
   }
-  ctx->progs[i] = p;
+  *out = p;
   *from_cache = 0;
   if (use_cache) cache_store(ctx, p, path, key, ident);
   return WRN_OK;
+}
+
+static const char *base_options(const wrn_ctx *ctx) {
+  return ctx->dtype == WRN_F64 ? "-cl-std=CL1.2 -DREAL=double -DWRN_FP64=1"
+                               : "-cl-std=CL1.2 -DREAL=float";
+}
+
+/* Programs whose kernels need host-chosen tunables are not built without them. */
+static int variant_only(int i) {
+  const char *list = WRN_VARIANT_ONLY_PROGRAMS, *name = wrn_cl_sources[i].name;
+  size_t n = strlen(name);
+  for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+    if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ')) return 1;
+  return 0;
+}
+
+wrn_status wrn_program_build_variant(wrn_ctx *ctx, int prog, const char *defs, cl_program *out) {
+  if (prog < 0 || prog >= wrn_cl_source_count)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "no kernel program %d", prog);
+  char opts[512];
+  int n = snprintf(opts, sizeof opts, "%s %s", base_options(ctx), defs ? defs : "");
+  if (n < 0 || (size_t)n >= sizeof opts)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "build options for cl/%s.cl too long: %s",
+                    wrn_cl_sources[prog].name, defs);
+  int cached = 0;
+  return build_one(ctx, prog, opts, out, &cached);
 }
 
 wrn_status wrn_programs_build(wrn_ctx *ctx) {
@@ -261,19 +288,29 @@ wrn_status wrn_programs_build(wrn_ctx *ctx) {
   ctx->nprogs = wrn_cl_source_count;
   ctx->progs = calloc((size_t)(ctx->nprogs ? ctx->nprogs : 1), sizeof *ctx->progs);
   if (!ctx->progs) return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
-  const char *opts = ctx->dtype == WRN_F64 ? "-cl-std=CL1.2 -DREAL=double -DWRN_FP64=1"
-                                           : "-cl-std=CL1.2 -DREAL=float";
   ctx->programs_cached = 0;
   for (int i = 0; i < ctx->nprogs; i++) {
+    if (variant_only(i)) continue;
     int cached = 0;
-    WRN_TRY(build_one(ctx, i, opts, &cached));
+    WRN_TRY(build_one(ctx, i, base_options(ctx), &ctx->progs[i], &cached));
     ctx->programs_cached += cached;
+    ctx->programs_built++;
   }
   ctx->build_seconds = wrn_seconds() - t0;
   return WRN_OK;
 }
 
 void wrn_programs_free(wrn_ctx *ctx) {
+  for (int v = 0; v < ctx->nvariants; v++) {
+    for (int k = 0; k < WRN_K_COUNT; k++)
+      if (ctx->variants[v].kernels[k]) clReleaseKernel(ctx->variants[v].kernels[k]);
+    clReleaseProgram(ctx->variants[v].program);
+  }
+  free(ctx->variants);
+  ctx->variants = NULL;
+  ctx->nvariants = ctx->capvariants = 0;
+  for (int k = 0; k < WRN_K_COUNT; k++)
+    if (ctx->kernels[k]) clReleaseKernel(ctx->kernels[k]);
   if (!ctx->progs) return;
   for (int i = 0; i < ctx->nprogs; i++)
     if (ctx->progs[i]) clReleaseProgram(ctx->progs[i]);

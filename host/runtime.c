@@ -257,8 +257,6 @@ void wrn_ctx_free(wrn_ctx *ctx) {
     if (ctx->events[i].start) clReleaseEvent(ctx->events[i].start);
   }
   free(ctx->events);
-  for (int i = 0; i < ctx->nkernels; i++) clReleaseKernel(ctx->kernels[i].kernel);
-  free(ctx->kernels);
   if (ctx->bn_scratch) clReleaseMemObject(ctx->bn_scratch);
   wrn_programs_free(ctx);
   if (ctx->tqueue) clReleaseCommandQueue(ctx->tqueue);
@@ -281,7 +279,7 @@ cl_command_queue wrn_ctx_queue(const wrn_ctx *ctx) { return ctx->queue; }
 cl_command_queue wrn_ctx_transfer_queue(const wrn_ctx *ctx) { return ctx->tqueue; }
 double wrn_ctx_build_seconds(const wrn_ctx *ctx) { return ctx->build_seconds; }
 int wrn_ctx_programs_cached(const wrn_ctx *ctx) { return ctx->programs_cached; }
-int wrn_ctx_programs_total(const wrn_ctx *ctx) { return ctx->nprogs; }
+int wrn_ctx_programs_total(const wrn_ctx *ctx) { return ctx->programs_built; }
 
 wrn_status wrn_ctx_finish(wrn_ctx *ctx) {
   WRN_CL_CHECK(clFinish(ctx->queue));
@@ -290,37 +288,6 @@ wrn_status wrn_ctx_finish(wrn_ctx *ctx) {
 }
 
 /* ---------------------------------------------------------------- kernels and launches */
-
-wrn_status wrn_kernel_get(wrn_ctx *ctx, const char *prog, const char *name, cl_kernel *out) {
-  for (int i = 0; i < ctx->nkernels; i++)
-    if (!strcmp(ctx->kernels[i].name, name) &&
-        !strcmp(prog, wrn_program_name(ctx->kernels[i].prog))) {
-      *out = ctx->kernels[i].kernel;
-      return WRN_OK;
-    }
-  int pi = wrn_program_index(prog);
-  if (pi < 0) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "no kernel program cl/%s.cl", prog);
-  if (strlen(name) >= sizeof ctx->kernels[0].name)
-    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "kernel name too long: %s", name);
-  if (ctx->nkernels == ctx->capkernels) {
-    int cap = ctx->capkernels ? 2 * ctx->capkernels : 64;
-    wrn_kernel_entry *k = realloc(ctx->kernels, (size_t)cap * sizeof *k);
-    if (!k) return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
-    ctx->kernels = k;
-    ctx->capkernels = cap;
-  }
-  cl_int e;
-  cl_kernel k = clCreateKernel(ctx->progs[pi], name, &e);
-  if (e != CL_SUCCESS)
-    return wrn_fail(WRN_STATUS_OPENCL, "clCreateKernel(%s) in cl/%s.cl failed with %s", name,
-                    prog, wrn_cl_error_name(e));
-  wrn_kernel_entry *ke = &ctx->kernels[ctx->nkernels++];
-  ke->prog = pi;
-  snprintf(ke->name, sizeof ke->name, "%s", name);
-  ke->kernel = k;
-  *out = k;
-  return WRN_OK;
-}
 
 cl_event *wrn_event_slot(wrn_ctx *ctx, wrn_op_cat cat, double flops) {
   if (!ctx->profile) return NULL;
@@ -349,31 +316,6 @@ cl_event *wrn_event_slot_span(wrn_ctx *ctx, wrn_op_cat cat, double flops) {
 }
 
 size_t wrn_round_up(size_t x, size_t m) { return m ? (x + m - 1) / m * m : x; }
-
-wrn_status wrn_enqueue(wrn_ctx *ctx, cl_kernel k, cl_uint dim, const size_t *gws,
-                       const size_t *lws, wrn_op_cat cat, double flops) {
-  for (cl_uint i = 0; i < dim; i++)
-    if (gws[i] == 0) return WRN_OK; /* nothing to do */
-  cl_event *ev = wrn_event_slot(ctx, cat, flops);
-  cl_int e = clEnqueueNDRangeKernel(ctx->queue, k, dim, NULL, gws, lws, 0, NULL, ev);
-  if (e != CL_SUCCESS) {
-    if (ev) ctx->nevents--;
-    char name[128] = "?";
-    clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof name, name, NULL);
-    name[sizeof name - 1] = '\0';
-    wrn_status s = wrn_cl_fail(e, "clEnqueueNDRangeKernel", WRN_WHERE);
-    char msg[4096];
-    snprintf(msg, sizeof msg, "%s", wrn_last_error());
-    return wrn_fail(s, "kernel %s: %s", name, msg);
-  }
-  return WRN_OK;
-}
-
-wrn_status wrn_enqueue_1d(wrn_ctx *ctx, cl_kernel k, size_t n, wrn_op_cat cat) {
-  size_t lws = ctx->max_wg < 256 ? ctx->max_wg : 256;
-  size_t gws = wrn_round_up(n, lws);
-  return wrn_enqueue(ctx, k, 1, &gws, &lws, cat, 0);
-}
 
 wrn_status wrn_ctx_set_profiling(wrn_ctx *ctx, int on) {
   if (on && !ctx->profile_capable)

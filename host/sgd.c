@@ -23,16 +23,16 @@ wrn_status wrn_sgd_step(wrn_ctx *ctx, wrn_mem param, wrn_mem grad, wrn_mem mom, 
   if (!(o->weight_decay >= 0) || !isfinite(o->weight_decay))
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: weight_decay = %g must be finite and >= 0",
                     fn, o->weight_decay);
-  cl_kernel k;
-  WRN_TRY(wrn_kernel_get(ctx, "sgd", "sgd_step", &k));
-  WRN_ARG_MEM(k, 0, param);
-  WRN_ARG_MEM(k, 2, grad);
-  WRN_ARG_MEM(k, 4, mom);
-  WRN_ARG(k, 6, cl_ulong, (cl_ulong)n);
-  WRN_ARG_REAL(ctx, k, 7, o->lr);
-  WRN_ARG_REAL(ctx, k, 8, o->momentum);
-  WRN_ARG_REAL(ctx, k, 9, o->weight_decay);
-  WRN_ARG(k, 10, cl_int, o->nesterov ? 1 : 0);
-  WRN_ARG(k, 11, cl_int, o->first_step ? 1 : 0);
-  return wrn_enqueue_1d(ctx, k, n, WRN_CAT_OPTIM);
+  wrn_args k;
+  WRN_TRY(wrn_kernel_args(ctx, WRN_K_SGD_STEP, &k));
+  wrn_arg_mem(&k, param);
+  wrn_arg_mem(&k, grad);
+  wrn_arg_mem(&k, mom);
+  wrn_arg_ulong(&k, (cl_ulong)n);
+  wrn_arg_real(&k, o->lr);
+  wrn_arg_real(&k, o->momentum);
+  wrn_arg_real(&k, o->weight_decay);
+  wrn_arg_int(&k, o->nesterov ? 1 : 0);
+  wrn_arg_int(&k, o->first_step ? 1 : 0);
+  return wrn_launch_1d(&k, n, WRN_CAT_OPTIM);
 }
