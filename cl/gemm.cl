@@ -3,7 +3,9 @@
  *   gemm_tn  C[M][N] = alpha A[K][M]^T B[K][N] + beta C
  *   gemm_nt  C[M][N] = alpha A[M][K] B[N][K]^T + beta C   (weight gradients: the long
  *                                                          reduction is contiguous in both)
- * beta == 0 overwrites C without reading it (NaN in C does not survive).
+ * beta == 0 overwrites C without reading it (NaN in C does not survive). Dimension 2 of the
+ * grid runs over a batch of independent GEMMs whose operands lie sa, sb, sc elements apart
+ * (the Winograd algorithms multiply one pair of matrices per transform point).
  *
  * Each work-item owns a tile of C and keeps it in vector registers. PoCL only vectorises
  * across work-items when the kernel body has no loop, so on CPUs the SIMD lanes come from
@@ -76,6 +78,10 @@ inline void gemm_store_row(__global real *p, realv acc, real alpha, real beta, i
  * A_AT(r, k) reads A's element of tile row r at depth k. Rows beyond M are
  * clamped to M-1 (their results are not stored), so only the right edge needs care. */
 #define GEMM_NN_BODY(A_AT)                                                                  \
+  const ulong bi = get_global_id(2);                                                        \
+  a_off += bi * sa;                                                                         \
+  b_off += bi * sb;                                                                         \
+  c_off += bi * sc;                                                                         \
   const int m0 = (int)get_global_id(0) * GEMM_TM;                                           \
   const int n0 = (int)get_global_id(1) * GEMM_TN_COLS;                                      \
   if (n0 < N && m0 < M) {                                                                   \
@@ -124,14 +130,14 @@ inline void gemm_store_row(__global real *p, realv acc, real alpha, real beta, i
 #define GEMM_TN_A(r, k) A[(size_t)(k) * (size_t)lda + (size_t)(r)]
 
 __kernel void gemm_nn(int M, int N, int K, real alpha, __global const real *a, ulong a_off,
-                      int lda, __global const real *b, ulong b_off, int ldb, real beta,
-                      __global real *c, ulong c_off, int ldc) {
+                      int lda, ulong sa, __global const real *b, ulong b_off, int ldb, ulong sb,
+                      real beta, __global real *c, ulong c_off, int ldc, ulong sc) {
   GEMM_NN_BODY(GEMM_NN_A)
 }
 
 __kernel void gemm_tn(int M, int N, int K, real alpha, __global const real *a, ulong a_off,
-                      int lda, __global const real *b, ulong b_off, int ldb, real beta,
-                      __global real *c, ulong c_off, int ldc) {
+                      int lda, ulong sa, __global const real *b, ulong b_off, int ldb, ulong sb,
+                      real beta, __global real *c, ulong c_off, int ldc, ulong sc) {
   GEMM_NN_BODY(GEMM_TN_A)
 }
 
@@ -143,8 +149,12 @@ __kernel void gemm_tn(int M, int N, int K, real alpha, __global const real *a, u
  * bound otherwise). Rows of A and B beyond the edges are clamped (their sums are computed
  * but not stored). */
 __kernel void gemm_nt(int M, int N, int K, real alpha, __global const real *a, ulong a_off,
-                      int lda, __global const real *b, ulong b_off, int ldb, real beta,
-                      __global real *c, ulong c_off, int ldc) {
+                      int lda, ulong sa, __global const real *b, ulong b_off, int ldb, ulong sb,
+                      real beta, __global real *c, ulong c_off, int ldc, ulong sc) {
+  const ulong bi = get_global_id(2);
+  a_off += bi * sa;
+  b_off += bi * sb;
+  c_off += bi * sc;
   const int n0 = (int)get_global_id(0) * GEMM_NT_TJ;
   const int mb = (int)get_global_id(1) * (GEMM_NT_TM * GEMM_NT_GM);
   if (n0 < N && mb < M) {

@@ -1,22 +1,10 @@
-/* Convolution as im2col + GEMM (cl/conv.cl, wrn_gemm: CLBlast or cl/gemm.cl).
- *
- * Images are processed in chunks of nb; a chunk of cnt images has N = cnt*P GEMM columns
- * (P = ho*wo). The workspace holds
- *   col[K = c_in*k*k][N]   im2col of the chunk's input (or, backward, the input gradient
- *                          before col2im)
- *   mat[c_out][N]          the output (gradient) in channel-major order
- * One GEMM per chunk then covers every image, which keeps the GEMMs large for small images
- * (8x8 maps give P = 64). A chunk of one image needs no mat: the GEMM reads or writes the
- * image's NCHW slice directly, since [c_out][P] is exactly its layout. A 1x1, stride-1,
- * unpadded conv of one image needs no col either: its input slice already is the matrix.
- *
- *   forward        mat = W[c_out][K] col;            y = layout(mat)
- *   backward data  mat = layout(dy); col = W^T mat;  dx (+)= col2im(col)
- *   backward weight mat = layout(dy); col = im2col(x); dw (+)= mat col^T
- */
-#include "internal.h"
+/* Convolution: shape checks, the algorithm table, choices as text, and dispatch through the
+ * tuner (wrn.h, conv_internal.h). */
+#include "conv_internal.h"
 
 #include <limits.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* ---------------------------------------------------------------- shapes */
 
@@ -44,7 +32,8 @@ static const char *shape_problem(const wrn_conv_shape *s, char *buf, size_t n) {
   long long K = (long long)s->c_in * s->k * s->k;
   if (ph > INT_MAX || pw > INT_MAX || K > INT_MAX || (long long)s->h * s->w > INT_MAX ||
       ho * wo > INT_MAX || (long long)s->n * s->c_in > INT_MAX ||
-      (long long)s->n * s->c_out > INT_MAX || (long long)s->c_out * K > INT_MAX) {
+      (long long)s->n * s->c_out > INT_MAX || (long long)s->c_out * K > INT_MAX ||
+      (long long)s->n * ho * wo > INT_MAX || (long long)s->n * s->h * s->w > INT_MAX) {
     snprintf(buf, n, "sizes too large (n=%d c_in=%d h=%d w=%d c_out=%d k=%d)", s->n, s->c_in,
              s->h, s->w, s->c_out, s->k);
     return buf;
@@ -55,13 +44,13 @@ static const char *shape_problem(const wrn_conv_shape *s, char *buf, size_t n) {
 int wrn_conv_out_h(const wrn_conv_shape *s) {
   char buf[160];
   if (shape_problem(s, buf, sizeof buf)) return -1;
-  return (s->h + 2 * s->pad - s->k) / s->stride + 1;
+  return conv_ho(s);
 }
 
 int wrn_conv_out_w(const wrn_conv_shape *s) {
   char buf[160];
   if (shape_problem(s, buf, sizeof buf)) return -1;
-  return (s->w + 2 * s->pad - s->k) / s->stride + 1;
+  return conv_wo(s);
 }
 
 wrn_status wrn_conv_check(const wrn_conv_shape *s) {
@@ -71,352 +60,365 @@ wrn_status wrn_conv_check(const wrn_conv_shape *s) {
   return WRN_OK;
 }
 
-/* ---------------------------------------------------------------- chunking */
-
-typedef struct conv_plan {
-  int ho, wo;
-  size_t P, K;   /* pixels per output plane; GEMM depth c_in*k*k */
-  int pointwise; /* 1x1, stride 1, pad 0: an input slice is already the col matrix */
-  int nb;        /* images per chunk */
-} conv_plan;
-
-static void plan_shape(conv_plan *pl, const wrn_conv_shape *s) {
-  pl->ho = (s->h + 2 * s->pad - s->k) / s->stride + 1;
-  pl->wo = (s->w + 2 * s->pad - s->k) / s->stride + 1;
-  pl->P = (size_t)pl->ho * (size_t)pl->wo;
-  pl->K = (size_t)s->c_in * (size_t)s->k * (size_t)s->k;
-  pl->pointwise = s->k == 1 && s->stride == 1 && s->pad == 0;
-  pl->nb = 0;
+const char *wrn_conv_pass_name(wrn_conv_pass pass) {
+  switch (pass) {
+  case WRN_CONV_FORWARD: return "forward";
+  case WRN_CONV_BACKWARD_DATA: return "backward-data";
+  case WRN_CONV_BACKWARD_WEIGHT: return "backward-weight";
+  }
+  return "?";
 }
 
-/* Workspace elements for chunks of nb images (monotonic in nb, so the largest nb that fits
- * a given size is well defined and every function finds the same one). */
-static size_t ws_need(const conv_plan *pl, const wrn_conv_shape *s, size_t nb) {
-  if (nb <= 1) return pl->pointwise ? 0 : pl->K * pl->P;
-  return nb * pl->P * (pl->K + (size_t)s->c_out);
+double conv_flops(const wrn_conv_shape *s) {
+  return 2.0 * (double)s->n * s->c_out * conv_ho(s) * conv_wo(s) * (double)s->c_in * s->k * s->k;
 }
 
-/* The largest chunk (<= n images) whose workspace fits max_ws (0: unbounded); 0 when not
- * even one image fits. */
-static int chunk_images(const conv_plan *pl, const wrn_conv_shape *s, size_t max_ws) {
-  if (max_ws == 0) return ws_need(pl, s, 1) == 0 ? 1 : 0;
-  size_t per = pl->P * (pl->K + (size_t)s->c_out);
-  size_t nb = max_ws / per;
-  if (nb >= (size_t)s->n) return s->n;
-  if (nb >= 2) return (int)nb;
-  return ws_need(pl, s, 1) <= max_ws ? 1 : 0;
+int conv_chunk(const wrn_conv_shape *s, size_t per_image, size_t fixed, size_t max_ws) {
+  if (max_ws == 0) return s->n;
+  if (fixed > max_ws) return 0;
+  if (per_image == 0) return s->n;
+  size_t nb = (max_ws - fixed) / per_image;
+  return nb >= (size_t)s->n ? s->n : (int)nb;
 }
 
-size_t wrn_conv_workspace(const wrn_conv_shape *s, size_t max_ws_elems) {
+/* ---------------------------------------------------------------- the table */
+
+static const conv_algo *const algos[] = {&wrn_conv_algo_im2col,    &wrn_conv_algo_implicit,
+                                         &wrn_conv_algo_splitk,    &wrn_conv_algo_winograd2,
+                                         &wrn_conv_algo_winograd4, &wrn_conv_algo_fft};
+#define NALGOS ((int)(sizeof algos / sizeof algos[0]))
+
+int wrn_conv_algo_count(void) { return NALGOS; }
+const char *wrn_conv_algo_name(int i) { return i >= 0 && i < NALGOS ? algos[i]->name : NULL; }
+
+int conv_param(const conv_params *p, const char *key, int def) {
+  for (int i = 0; p && i < p->n; i++)
+    if (!strcmp(p->key[i], key)) return p->val[i];
+  return def;
+}
+
+conv_params *conv_param_set(conv_params *p, const char *key, int val) {
+  for (int i = 0; i < p->n; i++)
+    if (!strcmp(p->key[i], key)) {
+      p->val[i] = val;
+      return p;
+    }
+  if (p->n < CONV_MAX_PARAMS && strlen(key) < sizeof p->key[0]) {
+    snprintf(p->key[p->n], sizeof p->key[0], "%s", key);
+    p->val[p->n++] = val;
+  }
+  return p;
+}
+
+/* "name" or "name:K=V,K=V" -> the algorithm and its parameters; NULL when malformed. */
+static const conv_algo *parse_choice(const char *text, conv_params *p) {
+  memset(p, 0, sizeof *p);
+  if (!text) return NULL;
+  size_t nl = strcspn(text, ":");
+  const conv_algo *a = NULL;
+  for (int i = 0; i < NALGOS && !a; i++)
+    if (strlen(algos[i]->name) == nl && !strncmp(algos[i]->name, text, nl)) a = algos[i];
+  if (!a) return NULL;
+  const char *q = text + nl;
+  if (*q == '\0') return a;
+  if (*++q == '\0') return NULL; /* "name:" with nothing after it */
+  while (*q) {
+    size_t kl = strcspn(q, "=,");
+    if (kl == 0 || kl >= sizeof p->key[0] || q[kl] != '=' || p->n == CONV_MAX_PARAMS) return NULL;
+    char key[sizeof p->key[0]];
+    memcpy(key, q, kl);
+    key[kl] = '\0';
+    for (size_t i = 0; i < kl; i++)
+      if (!((key[i] >= 'A' && key[i] <= 'Z') || (key[i] >= '0' && key[i] <= '9') || key[i] == '_'))
+        return NULL;
+    q += kl + 1;
+    char *end;
+    long v = strtol(q, &end, 10);
+    if (end == q || v < 0 || v > 1 << 20 || (*end != ',' && *end != '\0')) return NULL;
+    conv_param_set(p, key, (int)v);
+    q = *end == ',' ? end + 1 : end;
+    if (*end == ',' && *q == '\0') return NULL;
+  }
+  return a;
+}
+
+/* The text form of (algorithm, parameters); parameters in the order they were set. */
+static void format_choice(const conv_algo *a, const conv_params *p, char *out, size_t n) {
+  size_t len = (size_t)snprintf(out, n, "%s", a->name);
+  for (int i = 0; i < p->n && len < n; i++)
+    len += (size_t)snprintf(out + len, n - len, "%s%s=%d", i ? "," : ":", p->key[i], p->val[i]);
+}
+
+int wrn_conv_algo_variants(wrn_ctx *ctx, int i, const wrn_conv_shape *s, wrn_conv_pass pass,
+                           char (*out)[WRN_CONV_CHOICE_MAX], int max) {
   char buf[160];
-  if (shape_problem(s, buf, sizeof buf)) return 0;
-  conv_plan pl;
-  plan_shape(&pl, s);
-  int nb = max_ws_elems == 0 ? s->n : chunk_images(&pl, s, max_ws_elems);
-  if (nb < 1) nb = 1; /* one image is the least any conv can work with */
-  return ws_need(&pl, s, (size_t)nb);
+  if (!ctx || i < 0 || i >= NALGOS || shape_problem(s, buf, sizeof buf) || (int)pass < 0 ||
+      pass >= WRN_CONV_PASSES)
+    return 0;
+  conv_params c[16];
+  int m = algos[i]->candidates(ctx, s, pass, c, 16), n = 0;
+  for (int j = 0; j < m && n < max; j++)
+    if (algos[i]->supports(ctx, s, pass, &c[j])) format_choice(algos[i], &c[j], out[n++], WRN_CONV_CHOICE_MAX);
+  return n;
 }
 
-/* Validates the common arguments of the three conv functions and plans the chunks. */
-static wrn_status conv_prepare(const char *fn, wrn_ctx *ctx, wrn_mem a, const char *an,
-                               wrn_mem b, const char *bn, wrn_mem c, const char *cn,
-                               const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems,
-                               conv_plan *pl) {
-  if (!ctx) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: NULL context", fn);
+static int is_auto(const char *algo) { return !algo || !algo[0] || !strcmp(algo, "auto"); }
+
+int wrn_conv_algo_supports(wrn_ctx *ctx, const char *algo, const wrn_conv_shape *s,
+                           wrn_conv_pass pass) {
+  char buf[160];
+  if (!ctx || shape_problem(s, buf, sizeof buf) || (int)pass < 0 || pass >= WRN_CONV_PASSES)
+    return 0;
+  conv_params p;
+  const conv_algo *a = parse_choice(algo, &p);
+  return a && a->supports(ctx, s, pass, &p);
+}
+
+size_t wrn_conv_algo_workspace(wrn_ctx *ctx, const char *algo, const wrn_conv_shape *s,
+                               wrn_conv_pass pass, size_t max_ws_elems) {
+  conv_params p;
+  const conv_algo *a = parse_choice(algo, &p);
+  if (!a || !wrn_conv_algo_supports(ctx, algo, s, pass)) return (size_t)-1;
+  return a->workspace(ctx, s, pass, &p, max_ws_elems);
+}
+
+/* ---------------------------------------------------------------- the tuner */
+
+/* Key of a (shape, pass, bound) in the tuner's store; the store itself is per device. */
+static void tune_key(const wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pass pass,
+                     size_t max_ws, char *out, size_t n) {
+  snprintf(out, n, "conv %s n%d c%d h%d w%d o%d k%d s%d p%d ws%zu %s",
+           ctx->dtype == WRN_F64 ? "f64" : "f32", s->n, s->c_in, s->h, s->w, s->c_out, s->k,
+           s->stride, s->pad, max_ws, wrn_conv_pass_name(pass));
+}
+
+/* Scratch operands for timing one (shape, pass). */
+typedef struct trial {
+  cl_mem out, a, b, ws;
+  size_t ws_elems;
+} trial;
+
+static void trial_free(wrn_ctx *ctx, trial *t) {
+  wrn_free_mem(ctx, &t->out);
+  wrn_free_mem(ctx, &t->a);
+  wrn_free_mem(ctx, &t->b);
+  wrn_free_mem(ctx, &t->ws);
+}
+
+static wrn_status trial_alloc(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pass pass,
+                              size_t ws_elems, trial *t) {
+  memset(t, 0, sizeof *t);
+  const size_t nx = (size_t)s->n * s->c_in * s->h * s->w;
+  const size_t ny = (size_t)s->n * s->c_out * conv_ho(s) * conv_wo(s);
+  const size_t nw = (size_t)s->c_out * s->c_in * s->k * s->k;
+  size_t no = pass == WRN_CONV_FORWARD ? ny : pass == WRN_CONV_BACKWARD_DATA ? nx : nw;
+  size_t na = pass == WRN_CONV_FORWARD ? nx : ny;
+  size_t nb = pass == WRN_CONV_BACKWARD_WEIGHT ? nx : nw;
+  const size_t rs = ctx->real_size;
+  wrn_status st = wrn_alloc(ctx, no * rs, "a tuner trial's output", &t->out);
+  if (st == WRN_OK) st = wrn_alloc(ctx, na * rs, "a tuner trial's input", &t->a);
+  if (st == WRN_OK) st = wrn_alloc(ctx, nb * rs, "a tuner trial's input", &t->b);
+  if (st == WRN_OK && ws_elems) st = wrn_alloc(ctx, ws_elems * rs, "a tuner trial's workspace", &t->ws);
+  /* Small values: no overflow, no denormals, the same speed as real data. */
+  if (st == WRN_OK) st = wrn_fill(ctx, (wrn_mem){t->a, 0}, 0.25, na);
+  if (st == WRN_OK) st = wrn_fill(ctx, (wrn_mem){t->b, 0}, 0.5, nb);
+  if (st == WRN_OK) st = wrn_ctx_finish(ctx);
+  t->ws_elems = ws_elems;
+  if (st != WRN_OK) trial_free(ctx, t);
+  return st;
+}
+
+/* Seconds of the fastest of `reps` runs after one untimed run; a negative value when the
+ * choice fails to run here (resources, say), which the tuner then skips. */
+static double trial_time(wrn_ctx *ctx, const conv_algo *a, const conv_params *p,
+                         const wrn_conv_shape *s, wrn_conv_pass pass, const trial *t, int reps,
+                         double give_up) {
+  wrn_conv_io io = {{t->out, 0}, {t->a, 0}, {t->b, 0}, {NULL, 0}, 0, {t->ws, 0}, t->ws_elems};
+  double best = -1;
+  for (int r = 0; r <= reps; r++) {
+    double t0 = wrn_seconds();
+    if (a->run(ctx, s, pass, &io, p) != WRN_OK || wrn_ctx_finish(ctx) != WRN_OK) {
+      wrn_clear_error();
+      return -1;
+    }
+    double dt = wrn_seconds() - t0;
+    if (r > 0 && (best < 0 || dt < best)) best = dt;
+    /* Far slower than the best so far: one timed run says enough. */
+    if (r > 0 && give_up > 0 && dt > 1.5 * give_up) break;
+  }
+  return best;
+}
+
+wrn_status wrn_conv_choose(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pass pass,
+                           size_t max_ws_elems, char *out, size_t n, int *measured) {
+  if (measured) *measured = 0;
+  if (!ctx || !out || n == 0)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "conv_choose: NULL argument");
+  WRN_TRY(wrn_conv_check(s));
+  if ((int)pass < 0 || pass >= WRN_CONV_PASSES)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "conv_choose: no pass %d", (int)pass);
+  conv_params p;
+  const char *forced = getenv("WRN_CONV_ALGO");
+  if (forced && !is_auto(forced)) {
+    if (!parse_choice(forced, &p))
+      return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                      "WRN_CONV_ALGO=%s is not an algorithm (im2col, implicit, splitk, "
+                      "winograd2, winograd4, fft, or auto), optionally with :KEY=V,... "
+                      "parameters",
+                      forced);
+    const char *pick = wrn_conv_algo_workspace(ctx, forced, s, pass, max_ws_elems) != (size_t)-1
+                           ? forced
+                           : "im2col";
+    if (strlen(pick) >= n)
+      return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "conv_choose: buffer of %zu bytes too small", n);
+    snprintf(out, n, "%s", pick);
+    return WRN_OK;
+  }
+  char key[256];
+  tune_key(ctx, s, pass, max_ws_elems, key, sizeof key);
+  char found[WRN_CONV_CHOICE_MAX];
+  int hit = 0;
+  WRN_TRY(wrn_tune_lookup(ctx, key, found, sizeof found, &hit));
+  /* A stored choice is used only while it still parses and fits (the table may change). */
+  if (hit && wrn_conv_algo_workspace(ctx, found, s, pass, max_ws_elems) != (size_t)-1) {
+    if (strlen(found) >= n)
+      return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "conv_choose: buffer of %zu bytes too small", n);
+    snprintf(out, n, "%s", found);
+    return WRN_OK;
+  }
+
+  /* Measure: every supported algorithm with each of its candidate parameter sets. */
+  enum { MAXC = 12 };
+  const conv_algo *ca[NALGOS * MAXC];
+  conv_params cp[NALGOS * MAXC];
+  size_t need[NALGOS * MAXC], ws_max = 0;
+  int nc = 0;
+  for (int i = 0; i < NALGOS; i++) {
+    conv_params tmp[MAXC];
+    int m = algos[i]->candidates(ctx, s, pass, tmp, MAXC);
+    for (int j = 0; j < m; j++) {
+      if (!algos[i]->supports(ctx, s, pass, &tmp[j])) continue;
+      size_t w = algos[i]->workspace(ctx, s, pass, &tmp[j], max_ws_elems);
+      if (w == (size_t)-1) continue;
+      ca[nc] = algos[i];
+      cp[nc] = tmp[j];
+      need[nc] = w;
+      if (w > ws_max) ws_max = w;
+      nc++;
+    }
+  }
+  if (nc == 0)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "conv_choose: no algorithm fits a workspace of %zu elements for this "
+                    "shape (n=%d c_in=%d %dx%d c_out=%d k=%d)",
+                    max_ws_elems, s->n, s->c_in, s->h, s->w, s->c_out, s->k);
+  trial t;
+  WRN_TRY(trial_alloc(ctx, s, pass, ws_max, &t));
+  const int prof = ctx->profile;
+  ctx->profile = 0; /* the trial runs stay out of the profile */
+  double best = -1;
+  int bi = -1;
+  for (int i = 0; i < nc; i++) {
+    double dt = trial_time(ctx, ca[i], &cp[i], s, pass, &t, 2, best);
+    if (getenv("WRN_TUNE_VERBOSE")) {
+      char txt[WRN_TUNE_VALUE_MAX];
+      format_choice(ca[i], &cp[i], txt, sizeof txt);
+      fprintf(stderr, "wrn tune: %s: %s %.3f ms (%.1f GFLOP/s) ws %.1f MiB\n", key, txt,
+              dt * 1e3, dt > 0 ? conv_flops(s) / dt * 1e-9 : 0.0,
+              (double)need[i] * ctx->real_size / 1048576.0);
+    }
+    if (dt > 0 && (best < 0 || dt < best)) best = dt, bi = i;
+  }
+  ctx->profile = prof;
+  trial_free(ctx, &t);
+  /* Nothing ran (every candidate failed): im2col is always there. */
+  char txt[WRN_TUNE_VALUE_MAX] = "im2col";
+  if (bi >= 0) format_choice(ca[bi], &cp[bi], txt, sizeof txt);
+  WRN_TRY(wrn_tune_store(ctx, key, txt, best * 1e3));
+  if (strlen(txt) >= n)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "conv_choose: buffer of %zu bytes too small", n);
+  snprintf(out, n, "%s", txt);
+  if (measured) *measured = 1;
+  return WRN_OK;
+}
+
+/* ---------------------------------------------------------------- running */
+
+static wrn_status check_io(const char *fn, wrn_ctx *ctx, const wrn_conv_shape *s,
+                           wrn_conv_pass pass, const wrn_conv_io *io) {
+  if (!ctx || !io) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: NULL argument", fn);
   char buf[160];
   const char *p = shape_problem(s, buf, sizeof buf);
   if (p) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: invalid shape: %s", fn, p);
-  if (!a.mem || !b.mem || !c.mem)
-    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: NULL buffer (%s)", fn,
-                    !a.mem ? an : !b.mem ? bn : cn);
-  plan_shape(pl, s);
-  pl->nb = ws.mem ? chunk_images(pl, s, ws_elems) : (ws_need(pl, s, 1) == 0 ? 1 : 0);
-  if (pl->nb < 1)
-    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
-                    "%s: workspace of %zu elements%s is too small: this conv (c_in=%d "
-                    "%dx%d, c_out=%d, k=%d, stride=%d) needs at least %zu; size it with "
-                    "wrn_conv_workspace",
-                    fn, ws.mem ? ws_elems : (size_t)0, ws.mem ? "" : " (NULL buffer)", s->c_in,
-                    s->h, s->w, s->c_out, s->k, s->stride, ws_need(pl, s, 1));
+  if ((int)pass < 0 || pass >= WRN_CONV_PASSES)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: no pass %d", fn, (int)pass);
+  static const char *names[3][3] = {
+      {"y", "x", "w"}, {"dx", "dy", "w"}, {"dw", "dy", "x"}};
+  const wrn_mem m[3] = {io->out, io->a, io->b};
+  for (int i = 0; i < 3; i++)
+    if (!m[i].mem)
+      return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: NULL buffer (%s)", fn, names[pass][i]);
+  if (io->add.mem && pass != WRN_CONV_FORWARD)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: add is for the forward pass only", fn);
+  if (io->accumulate != 0 && io->accumulate != 1)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: accumulate must be 0 or 1, got %d", fn,
+                    io->accumulate);
   return WRN_OK;
 }
 
-/* ---------------------------------------------------------------- launches */
-
-/* Row-major C[m][n] = A[m][k] B[k][n] (op as given) + beta C, in the context's type:
- * CLBlast or our kernels, whichever wrn_gemm measured faster for this shape. */
-static wrn_status gemm(wrn_ctx *ctx, wrn_op_cat cat, int ta, int tb, size_t m, size_t n,
-                       size_t k, wrn_mem a, size_t lda, wrn_mem b, size_t ldb, double beta,
-                       wrn_mem c, size_t ldc) {
-  return wrn_gemm(ctx, cat, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
-}
-
-/* Work-groups of up to 256 items: L0 along the pixels of a plane (a power of two covering
- * the plane when it is small), L1 = 256 / L0 planes. Adjacent work-items touch adjacent
- * pixels (coalesced on GPUs), no work-item idles on 8x8 maps, and the groups are large:
- * PoCL pays a fixed cost per work-group, which made 64-item groups twice as slow on CPUs.
- * The plane index is constant along dimension 0, so PoCL hoists its divisions out of its
- * loop over work-items. */
-static wrn_status launch_planes(wrn_ctx *ctx, wrn_args *k, size_t pixels, size_t planes) {
-  const size_t cap = ctx->max_wg < 256 ? ctx->max_wg : 256;
-  size_t l0 = 1;
-  while (l0 < pixels && l0 < cap) l0 *= 2;
-  size_t lws[2] = {l0, cap / l0};
-  size_t gws[2] = {wrn_round_up(pixels, lws[0]), wrn_round_up(planes, lws[1])};
-  return wrn_launch(k, 2, gws, lws, WRN_CAT_IM2COL, 0);
-}
-
-/* Launch of the run-per-work-item kernels: dimension 0 over runs of 8 pixels along a row,
- * 1 over the rows, 2 over the (image, channel) planes; groups of up to 256 items, powers of
- * two covering the row and then the rows, so small maps still fill a group. */
-static wrn_status launch_runs(wrn_ctx *ctx, wrn_args *k, size_t runs, size_t rows,
-                              size_t planes) {
-  size_t cap = 1;
-  while (cap * 2 <= ctx->max_wg && cap < 256) cap *= 2;
-  size_t l0 = 1, l1 = 1;
-  while (l0 < runs && l0 < cap) l0 *= 2;
-  while (l1 < rows && l0 * l1 < cap) l1 *= 2;
-  /* At most 64 along dimension 2, the smallest per-dimension limit of common GPUs. */
-  size_t lws[3] = {l0, l1, cap / (l0 * l1) < 64 ? cap / (l0 * l1) : 64};
-  size_t gws[3] = {wrn_round_up(runs, lws[0]), wrn_round_up(rows, lws[1]),
-                   wrn_round_up(planes, lws[2])};
-  return wrn_launch(k, 3, gws, lws, WRN_CAT_IM2COL, 0);
-}
-
-/* The run-per-work-item kernel for this shape, or NULL: 3x3 pad 1 and 1x1 pad 0, stride 1
- * or 2 (1x1 stride 1 is a plain relayout, handled by the callers), with rows of a multiple
- * of 8 pixels (the input rows for col2im, the output rows for im2col) and, for stride 2, an
- * input exactly twice the output width (the vector reads then stay inside each row). */
-static int run_kernel(const wrn_ctx *ctx, const wrn_conv_shape *s, const conv_plan *pl,
-                      int is_col2im) {
-  /* Runs per work-item are for CPU devices, which vectorise them; on a GPU they make
-   * neighbouring work-items write 8 apart (measured 3x slower on an H100 for WRN-28-10's
-   * layout work), so GPUs keep one element per work-item. */
-  if (!(ctx->dev.type & CL_DEVICE_TYPE_CPU)) return -1;
-  const int width = is_col2im ? s->w : pl->wo;
-  if (width % 8 != 0) return -1;
-  if (s->k == 3 && s->pad == 1 && s->stride == 1)
-    return is_col2im ? WRN_K_COL2IM_K3S1P1_V8 : WRN_K_IM2COL_K3S1P1_V8;
-  if (s->stride == 2 && s->w == 2 * pl->wo) {
-    if (s->k == 3 && s->pad == 1) return is_col2im ? WRN_K_COL2IM_K3S2P1_V8 : WRN_K_IM2COL_K3S2P1_V8;
-    if (s->k == 1 && s->pad == 0) return is_col2im ? WRN_K_COL2IM_K1S2P0_V8 : WRN_K_IM2COL_K1S2P0_V8;
+wrn_status wrn_conv_run(wrn_ctx *ctx, const char *algo, wrn_conv_pass pass,
+                        const wrn_conv_shape *s, const wrn_conv_io *io) {
+  static const char *fn = "conv_run";
+  WRN_TRY(check_io(fn, ctx, s, pass, io));
+  char chosen[WRN_TUNE_VALUE_MAX];
+  if (is_auto(algo)) {
+    WRN_TRY(wrn_conv_choose(ctx, s, pass, io->ws.mem ? io->ws_elems : 0, chosen, sizeof chosen,
+                            NULL));
+    algo = chosen;
   }
-  return -1;
+  conv_params p;
+  const conv_algo *a = parse_choice(algo, &p);
+  if (!a)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "%s: '%s' is not an algorithm choice (name or name:KEY=V,...)", fn, algo);
+  if (!a->supports(ctx, s, pass, &p))
+    return wrn_fail(WRN_STATUS_UNSUPPORTED,
+                    "%s: %s does not support the %s pass of this shape (c_in=%d %dx%d "
+                    "c_out=%d k=%d stride=%d pad=%d) on '%s'",
+                    fn, algo, wrn_conv_pass_name(pass), s->c_in, s->h, s->w, s->c_out, s->k,
+                    s->stride, s->pad, ctx->dev.name);
+  /* Without a buffer the bound is one element: only a run that needs none fits. */
+  size_t need = a->workspace(ctx, s, pass, &p, io->ws.mem && io->ws_elems ? io->ws_elems : 1);
+  if (need == (size_t)-1 || (need > 0 && (!io->ws.mem || need > io->ws_elems)))
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "%s: workspace of %zu elements%s is too small for %s on this shape "
+                    "(c_in=%d %dx%d, c_out=%d, k=%d, stride=%d); size it with "
+                    "wrn_conv_algo_workspace",
+                    fn, io->ws.mem ? io->ws_elems : (size_t)0, io->ws.mem ? "" : " (NULL buffer)",
+                    algo, s->c_in, s->h, s->w, s->c_out, s->k, s->stride);
+  return a->run(ctx, s, pass, io, &p);
 }
 
-/* to_nchw: nchw[cnt][C][P] (+)= mat[C][cnt*P]; else mat = nchw reordered (accumulate must
- * be 0). Runs of 16 or 4 pixels per work-item where P allows. */
-static wrn_status relayout(wrn_ctx *ctx, int to_nchw, wrn_mem nchw, wrn_mem mat, int C,
-                           const conv_plan *pl, int cnt, int accumulate) {
-  wrn_args k;
-  const int cpu = (ctx->dev.type & CL_DEVICE_TYPE_CPU) != 0; /* see run_kernel */
-  const size_t V = !cpu ? 1 : pl->P % 16 == 0 ? 16 : pl->P % 4 == 0 ? 4 : 1;
-  static const wrn_kid ids[2][3] = {{WRN_K_NCHW_TO_MAT, WRN_K_NCHW_TO_MAT_V4, WRN_K_NCHW_TO_MAT_V16},
-                                     {WRN_K_MAT_TO_NCHW, WRN_K_MAT_TO_NCHW_V4, WRN_K_MAT_TO_NCHW_V16}};
-  WRN_TRY(wrn_kernel_args(ctx, ids[to_nchw ? 1 : 0][V == 16 ? 2 : V == 4 ? 1 : 0], &k));
-  wrn_arg_mem(&k, to_nchw ? nchw : mat);
-  wrn_arg_mem(&k, to_nchw ? mat : nchw);
-  wrn_arg_int(&k, C);
-  wrn_arg_int(&k, (cl_int)pl->P);
-  wrn_arg_int(&k, cnt);
-  if (to_nchw) wrn_arg_int(&k, accumulate ? 1 : 0);
-  return launch_planes(ctx, &k, pl->P / V, (size_t)cnt * (size_t)C);
-}
+/* ---------------------------------------------------------------- fixed-algorithm wrappers */
 
-/* col[K][cnt*P] from x[cnt][c_in][h][w] */
-static wrn_status im2col(wrn_ctx *ctx, wrn_mem col, wrn_mem x, const wrn_conv_shape *s,
-                         const conv_plan *pl, int cnt) {
-  /* 1x1, stride 1, no padding: the col matrix is the input in channel-major order. */
-  if (pl->pointwise) return relayout(ctx, 0, x, col, s->c_in, pl, cnt, 0);
-  wrn_args k;
-  const int run = run_kernel(ctx, s, pl, 0);
-  if (run >= 0) {
-    WRN_TRY(wrn_kernel_args(ctx, (wrn_kid)run, &k));
-    wrn_arg_mem(&k, col);
-    wrn_arg_mem(&k, x);
-    wrn_arg_int(&k, s->c_in);
-    wrn_arg_int(&k, s->h);
-    wrn_arg_int(&k, s->w);
-    if (s->stride == 1) {
-      wrn_arg_int(&k, cnt);
-    } else {
-      wrn_arg_int(&k, pl->ho);
-      wrn_arg_int(&k, pl->wo);
-      wrn_arg_int(&k, cnt);
-    }
-    return launch_runs(ctx, &k, (size_t)pl->wo / 8, (size_t)pl->ho,
-                       (size_t)cnt * (size_t)s->c_in);
-  }
-  WRN_TRY(wrn_kernel_args(ctx, s->k == 3 ? WRN_K_IM2COL_K3 : WRN_K_IM2COL, &k));
-  wrn_arg_mem(&k, col);
-  wrn_arg_mem(&k, x);
-  wrn_arg_int(&k, s->c_in);
-  wrn_arg_int(&k, s->h);
-  wrn_arg_int(&k, s->w);
-  wrn_arg_int(&k, s->k);
-  wrn_arg_int(&k, s->stride);
-  wrn_arg_int(&k, s->pad);
-  wrn_arg_int(&k, pl->ho);
-  wrn_arg_int(&k, pl->wo);
-  wrn_arg_int(&k, cnt);
-  return launch_planes(ctx, &k, pl->P, (size_t)cnt * (size_t)s->c_in);
+static wrn_status run_im2col(wrn_ctx *ctx, wrn_conv_pass pass, wrn_mem out, wrn_mem a,
+                             wrn_mem b, const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems,
+                             int accumulate) {
+  wrn_conv_io io = {out, a, b, {NULL, 0}, accumulate, ws, ws_elems};
+  return wrn_conv_run(ctx, "im2col", pass, s, &io);
 }
-
-/* dx[cnt][c_in][h][w] (+)= col2im(col[K][cnt*P]) */
-static wrn_status col2im(wrn_ctx *ctx, wrn_mem dx, wrn_mem col, const wrn_conv_shape *s,
-                         const conv_plan *pl, int cnt, int accumulate) {
-  /* 1x1, stride 1, no padding: col2im is the relayout back to NCHW. */
-  if (pl->pointwise) return relayout(ctx, 1, dx, col, s->c_in, pl, cnt, accumulate);
-  wrn_args k;
-  const int run = run_kernel(ctx, s, pl, 1);
-  if (run >= 0) {
-    WRN_TRY(wrn_kernel_args(ctx, (wrn_kid)run, &k));
-    wrn_arg_mem(&k, dx);
-    wrn_arg_mem(&k, col);
-    wrn_arg_int(&k, s->c_in);
-    wrn_arg_int(&k, s->h);
-    wrn_arg_int(&k, s->w);
-    if (s->stride == 1) {
-      wrn_arg_int(&k, cnt);
-      wrn_arg_int(&k, accumulate ? 1 : 0);
-    } else {
-      wrn_arg_int(&k, pl->ho);
-      wrn_arg_int(&k, pl->wo);
-      wrn_arg_int(&k, cnt);
-      wrn_arg_int(&k, accumulate ? 1 : 0);
-    }
-    return launch_runs(ctx, &k, (size_t)s->w / 8, (size_t)s->h, (size_t)cnt * (size_t)s->c_in);
-  }
-  /* Copies with the kernel size and stride built in, for the shapes WRNs use. */
-  wrn_kid id = WRN_K_COL2IM;
-  if ((s->k == 1 || s->k == 3) && (s->stride == 1 || s->stride == 2)) {
-    static const wrn_kid fixed[2][2] = {{WRN_K_COL2IM_K1S1, WRN_K_COL2IM_K1S2},
-                                        {WRN_K_COL2IM_K3S1, WRN_K_COL2IM_K3S2}};
-    id = fixed[s->k == 3][s->stride == 2];
-  }
-  WRN_TRY(wrn_kernel_args(ctx, id, &k));
-  wrn_arg_mem(&k, dx);
-  wrn_arg_mem(&k, col);
-  wrn_arg_int(&k, s->c_in);
-  wrn_arg_int(&k, s->h);
-  wrn_arg_int(&k, s->w);
-  wrn_arg_int(&k, s->k);
-  wrn_arg_int(&k, s->stride);
-  wrn_arg_int(&k, s->pad);
-  wrn_arg_int(&k, pl->ho);
-  wrn_arg_int(&k, pl->wo);
-  wrn_arg_int(&k, cnt);
-  wrn_arg_int(&k, accumulate ? 1 : 0);
-  return launch_planes(ctx, &k, (size_t)s->h * (size_t)s->w, (size_t)cnt * (size_t)s->c_in);
-}
-
-/* ---------------------------------------------------------------- the three convs */
 
 wrn_status wrn_conv_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem w,
                             const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems) {
-  conv_plan pl;
-  WRN_TRY(conv_prepare("conv_forward", ctx, y, "y", x, "x", w, "w", s, ws, ws_elems, &pl));
-  const size_t in_img = (size_t)s->c_in * s->h * s->w, out_img = (size_t)s->c_out * pl.P;
-  for (int i0 = 0; i0 < s->n; i0 += pl.nb) {
-    const int cnt = s->n - i0 < pl.nb ? s->n - i0 : pl.nb;
-    const size_t N = (size_t)cnt * pl.P;
-    const wrn_mem xi = wrn_mem_at(x, i0 * in_img), yi = wrn_mem_at(y, i0 * out_img);
-    wrn_mem col = ws, mat = wrn_mem_at(ws, pl.K * N);
-    if (cnt == 1 && pl.pointwise) col = xi;
-    else WRN_TRY(im2col(ctx, col, xi, s, &pl, cnt));
-    if (cnt == 1) mat = yi;
-    WRN_TRY(gemm(ctx, WRN_CAT_CONV_FWD, 0, 0, (size_t)s->c_out, N, pl.K, w, pl.K, col, N, 0.0,
-                 mat, N));
-    if (cnt > 1) WRN_TRY(relayout(ctx, 1, yi, mat, s->c_out, &pl, cnt, 0));
-  }
-  return WRN_OK;
+  return run_im2col(ctx, WRN_CONV_FORWARD, y, x, w, s, ws, ws_elems, 0);
 }
-
 wrn_status wrn_conv_backward_data(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, wrn_mem w,
                                   const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems,
                                   int accumulate) {
-  conv_plan pl;
-  WRN_TRY(conv_prepare("conv_backward_data", ctx, dx, "dx", dy, "dy", w, "w", s, ws, ws_elems,
-                       &pl));
-  const size_t in_img = (size_t)s->c_in * s->h * s->w, out_img = (size_t)s->c_out * pl.P;
-  for (int i0 = 0; i0 < s->n; i0 += pl.nb) {
-    const int cnt = s->n - i0 < pl.nb ? s->n - i0 : pl.nb;
-    const size_t N = (size_t)cnt * pl.P;
-    const wrn_mem dxi = wrn_mem_at(dx, i0 * in_img), dyi = wrn_mem_at(dy, i0 * out_img);
-    wrn_mem col = ws, mat = wrn_mem_at(ws, pl.K * N);
-    if (cnt == 1) mat = dyi;
-    else WRN_TRY(relayout(ctx, 0, dyi, mat, s->c_out, &pl, cnt, 0));
-    if (cnt == 1 && pl.pointwise) {
-      /* col2im of a 1x1 stride-1 conv is the identity: write dx directly. */
-      WRN_TRY(gemm(ctx, WRN_CAT_CONV_BWD_DATA, 1, 0, pl.K, N, (size_t)s->c_out, w, pl.K, mat, N,
-                   accumulate ? 1.0 : 0.0, dxi, N));
-      continue;
-    }
-    WRN_TRY(gemm(ctx, WRN_CAT_CONV_BWD_DATA, 1, 0, pl.K, N, (size_t)s->c_out, w, pl.K, mat, N,
-                 0.0, col, N));
-    WRN_TRY(col2im(ctx, dxi, col, s, &pl, cnt, accumulate));
-  }
-  return WRN_OK;
+  return run_im2col(ctx, WRN_CONV_BACKWARD_DATA, dx, dy, w, s, ws, ws_elems, accumulate);
 }
-
 wrn_status wrn_conv_backward_weight(wrn_ctx *ctx, wrn_mem dw, wrn_mem dy, wrn_mem x,
                                     const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems,
                                     int accumulate) {
-  conv_plan pl;
-  WRN_TRY(conv_prepare("conv_backward_weight", ctx, dw, "dw", dy, "dy", x, "x", s, ws,
-                       ws_elems, &pl));
-  const size_t in_img = (size_t)s->c_in * s->h * s->w, out_img = (size_t)s->c_out * pl.P;
-  for (int i0 = 0; i0 < s->n; i0 += pl.nb) {
-    const int cnt = s->n - i0 < pl.nb ? s->n - i0 : pl.nb;
-    const size_t N = (size_t)cnt * pl.P;
-    const wrn_mem xi = wrn_mem_at(x, i0 * in_img), dyi = wrn_mem_at(dy, i0 * out_img);
-    wrn_mem col = ws, mat = wrn_mem_at(ws, pl.K * N);
-    if (cnt == 1 && pl.pointwise) col = xi;
-    else WRN_TRY(im2col(ctx, col, xi, s, &pl, cnt));
-    if (cnt == 1) mat = dyi;
-    else WRN_TRY(relayout(ctx, 0, dyi, mat, s->c_out, &pl, cnt, 0));
-    /* Chunks after the first add to what the earlier ones wrote. */
-    const double beta = (accumulate || i0 > 0) ? 1.0 : 0.0;
-    WRN_TRY(gemm(ctx, WRN_CAT_CONV_BWD_WEIGHT, 0, 1, (size_t)s->c_out, pl.K, N, mat, N, col, N,
-                 beta, dw, pl.K));
-  }
-  return WRN_OK;
-}
-
-/* ---------------------------------------------------------------- warm-up */
-
-wrn_status wrn_conv_warmup(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems) {
-  if (!ctx) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "conv_warmup: NULL context");
-  WRN_TRY(wrn_conv_check(s));
-  conv_plan pl;
-  plan_shape(&pl, s);
-  int nb = ws.mem ? chunk_images(&pl, s, ws_elems) : (ws_need(&pl, s, 1) == 0 ? 1 : 0);
-  if (nb < 1)
-    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
-                    "conv_warmup: workspace of %zu elements is too small (needs %zu)",
-                    ws.mem ? ws_elems : (size_t)0, ws_need(&pl, s, 1));
-  /* One full chunk plus the short last one, so that every GEMM shape of the real batch
-   * runs once. */
-  wrn_conv_shape ws_shape = *s;
-  ws_shape.n = nb + (s->n % nb);
-  if (ws_shape.n > s->n) ws_shape.n = s->n;
-  const size_t rs = ctx->real_size;
-  const size_t in_e = (size_t)ws_shape.n * s->c_in * s->h * s->w;
-  const size_t out_e = (size_t)ws_shape.n * s->c_out * pl.P, w_e = (size_t)s->c_out * pl.K;
-  cl_mem bx = NULL, by = NULL, bw = NULL;
-  wrn_status st = wrn_alloc(ctx, in_e * rs, "conv warm-up input", &bx);
-  if (st == WRN_OK) st = wrn_alloc(ctx, out_e * rs, "conv warm-up output", &by);
-  if (st == WRN_OK) st = wrn_alloc(ctx, w_e * rs, "conv warm-up weights", &bw);
-  if (st == WRN_OK) {
-    wrn_mem mx = {bx, 0}, my = {by, 0}, mw = {bw, 0};
-    st = wrn_conv_forward(ctx, my, mx, mw, &ws_shape, ws, ws_elems);
-    if (st == WRN_OK) st = wrn_conv_backward_data(ctx, mx, my, mw, &ws_shape, ws, ws_elems, 0);
-    if (st == WRN_OK)
-      st = wrn_conv_backward_weight(ctx, mw, my, mx, &ws_shape, ws, ws_elems, 0);
-    if (st == WRN_OK) st = wrn_ctx_finish(ctx);
-  }
-  wrn_free_mem(ctx, &bx);
-  wrn_free_mem(ctx, &by);
-  wrn_free_mem(ctx, &bw);
-  return st;
+  return run_im2col(ctx, WRN_CONV_BACKWARD_WEIGHT, dw, dy, x, s, ws, ws_elems, accumulate);
 }

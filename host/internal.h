@@ -75,13 +75,19 @@ struct wrn_ctx {
   int programs_cached, programs_built;
   size_t max_wg;
   size_t mem_current, mem_peak; /* bytes through wrn_alloc / wrn_free_mem */
-  /* wrn_gemm's choice per shape (host/gemm.c): key and 1 = own kernels, 0 = CLBlast. */
+  /* wrn_gemm's choice per shape (host/gemm.c): key, 1 = own kernels (with their tiles),
+   * 0 = CLBlast. */
   struct wrn_gemm_choice {
-    int form;
-    size_t m, n, k;
+    int form, mode;
+    size_t m, n, k, batch;
     int own;
+    int tiles[7];
   } gemm_choice[256];
   int ngemm_choice;
+  /* The tuner's store (tune.c): choices by key, loaded from disk on first use. */
+  struct wrn_tune_entry *tune;
+  int ntune, captune, tune_loaded;
+  char warning[1024]; /* the last non-fatal problem (a cache that could not be written) */
   /* Batch norm's per-chunk partial sums (host/bn.c), grown on demand, freed with the ctx. */
   cl_mem bn_scratch;
   size_t bn_scratch_bytes;
@@ -128,6 +134,37 @@ cl_event *wrn_event_slot(wrn_ctx *ctx, wrn_op_cat cat, double flops);
  * enqueued first and its end taken as the start, so the profile times the whole call. */
 cl_event *wrn_event_slot_span(wrn_ctx *ctx, wrn_op_cat cat, double flops);
 size_t wrn_round_up(size_t x, size_t m);
+
+/* The tuner's store (tune.c): one text file per device next to the kernel cache, each line
+ * a key, a value, the measured milliseconds and a checksum; written atomically under a lock;
+ * damaged lines are ignored; memory only with no_cache. */
+#define WRN_TUNE_KEY_MAX 192
+#define WRN_TUNE_VALUE_MAX 128
+struct wrn_tune_entry {
+  char key[WRN_TUNE_KEY_MAX], val[WRN_TUNE_VALUE_MAX];
+  double ms;
+};
+wrn_status wrn_tune_lookup(wrn_ctx *ctx, const char *key, char *val, size_t n, int *found);
+/* Remembers key = val; a failure to write the file is not an error (the choice stays in
+ * memory) but is left in ctx->warning. */
+wrn_status wrn_tune_store(wrn_ctx *ctx, const char *key, const char *val, double ms);
+/* The cache folder ($XDG_CACHE_HOME/wrn or ~/.cache/wrn), created; -1 when there is none. */
+int wrn_cache_dir(char *out, size_t n);
+/* Records a non-fatal problem for wrn_ctx_warning. */
+void wrn_ctx_warn(wrn_ctx *ctx, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Row-major C_i = alpha op(A_i) op(B_i) + beta C_i for i < batch, the operands of GEMM i
+ * lying i * sa, i * sb, i * sc elements after a, b, c (wrn_gemm for the conventions). The
+ * profile counts `flops` for the call (negative: the GEMM's own 2 m n k batch), so that an
+ * algorithm that saves multiplies reports the useful FLOPs of what it computes. */
+wrn_status wrn_gemm_strided(wrn_ctx *ctx, wrn_op_cat cat, int trans_a, int trans_b, size_t m,
+                            size_t n, size_t k, double alpha, wrn_mem a, size_t lda, size_t sa,
+                            wrn_mem b, size_t ldb, size_t sb, double beta, wrn_mem c,
+                            size_t ldc, size_t sc, size_t batch, double flops);
 
 /* Program build and cache (program.c). */
 wrn_status wrn_programs_build(wrn_ctx *ctx);

@@ -55,10 +55,15 @@
   X(MAXPOOL_FWD, pool, maxpool_fwd)                                                          \
   X(MAXPOOL_BWD, pool, maxpool_bwd)                                                          \
   X(FMA_PROBE, probe, fma_probe)                                                             \
-  X(SGD_STEP, sgd, sgd_step)
+  X(SGD_STEP, sgd, sgd_step)                                                                 \
+  X(WINO_INPUT, winograd, wino_input)                                                        \
+  X(WINO_FILTER, winograd, wino_filter)                                                      \
+  X(WINO_OUTPUT, winograd, wino_output)                                                      \
+  X(WINO_GRAD_OUTPUT, winograd, wino_grad_output)                                            \
+  X(WINO_GRAD_FILTER, winograd, wino_grad_filter)
 
 /* Programs built only as variants (their tunables come from the host as -D values). */
-#define WRN_VARIANT_ONLY_PROGRAMS "gemm"
+#define WRN_VARIANT_ONLY_PROGRAMS "gemm winograd"
 
 typedef enum wrn_kid {
 #define WRN_KID_ENUM(id, prog, name) WRN_K_##id,

@@ -109,7 +109,7 @@ static wrn_status program_source(int i, char **out, size_t *out_len) {
 
 static const char cache_magic[8] = {'W', 'R', 'N', 'B', 'I', 'N', '0', '1'};
 
-static int cache_dir(char *out, size_t n) {
+int wrn_cache_dir(char *out, size_t n) {
   const char *x = getenv("XDG_CACHE_HOME");
   const char *home = getenv("HOME");
   if (x && x[0]) snprintf(out, n, "%s/wrn", x);
@@ -216,7 +216,7 @@ static wrn_status build_one(wrn_ctx *ctx, int i, const char *opts, cl_program *o
   uint64_t key = wrn_hash64(WRN_HASH_INIT, src, slen);
   key = wrn_hash64(key, ident, strlen(ident));
   char dir[4096], path[4200];
-  int use_cache = !ctx->no_cache && cache_dir(dir, sizeof dir) == 0;
+  int use_cache = !ctx->no_cache && wrn_cache_dir(dir, sizeof dir) == 0;
   if (use_cache) {
     snprintf(path, sizeof path, "%s/%s-%016llx.bin", dir, wrn_cl_sources[i].name,
              (unsigned long long)key);

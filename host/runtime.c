@@ -258,6 +258,7 @@ void wrn_ctx_free(wrn_ctx *ctx) {
   }
   free(ctx->events);
   if (ctx->bn_scratch) clReleaseMemObject(ctx->bn_scratch);
+  free(ctx->tune);
   wrn_programs_free(ctx);
   if (ctx->tqueue) clReleaseCommandQueue(ctx->tqueue);
   if (ctx->queue) clReleaseCommandQueue(ctx->queue);

@@ -128,6 +128,9 @@ wrn_status wrn_ctx_finish(wrn_ctx *ctx);
 double wrn_ctx_build_seconds(const wrn_ctx *ctx);
 int wrn_ctx_programs_cached(const wrn_ctx *ctx);
 int wrn_ctx_programs_total(const wrn_ctx *ctx);
+/* The last non-fatal problem on this context ("" when none), e.g. a kernel or tuner cache
+ * file that could not be written (the run goes on without it); cleared by reading. */
+const char *wrn_ctx_warning(wrn_ctx *ctx);
 
 /* Per-op profile: when the context was opened with profile=1, every launch records an event;
  * collect sums their durations (ms) per category and clears the list. */
@@ -188,35 +191,88 @@ wrn_status wrn_gemm(wrn_ctx *ctx, wrn_op_cat cat, int trans_a, int trans_b, size
                     size_t k, double alpha, wrn_mem a, size_t lda, wrn_mem b, size_t ldb,
                     double beta, wrn_mem c, size_t ldc);
 
-/* ---------------------------------------------------------------- convolution (CLBlast) */
+/* ---------------------------------------------------------------- convolution */
+/* Convolutions run through an algorithm table (host/conv.c): im2col + GEMM (always
+ * available), implicit GEMM, split-K weight gradient, Winograd F(2x2,3x3) and F(4x4,3x3),
+ * and FFT through clFFT. A choice is an algorithm name with optional parameters, written as
+ * "name" or "name:KEY=V,KEY=V" (wrn_conv_algo_name lists the names). The name "auto" (or
+ * NULL or "") asks the tuner: it times the supported algorithms and a few parameter sets on
+ * first use of a (device, driver, shape, pass, workspace bound) and remembers the fastest in
+ * memory and on disk next to the kernel cache ($XDG_CACHE_HOME/wrn, not with
+ * WRN_NO_CACHE=1). The environment variable WRN_CONV_ALGO=name forces one algorithm
+ * wherever it supports the shape (elsewhere im2col runs). */
 
 typedef struct wrn_conv_shape {
   int n, c_in, h, w;  /* input  [n][c_in][h][w] */
   int c_out, k, stride, pad; /* square kernel k x k */
 } wrn_conv_shape;
+
+typedef enum wrn_conv_pass {
+  WRN_CONV_FORWARD = 0,        /* y (+)= conv(x, w) (+ add) */
+  WRN_CONV_BACKWARD_DATA = 1,  /* dx (+)= conv_transpose(dy, w) */
+  WRN_CONV_BACKWARD_WEIGHT = 2 /* dw (+)= correlation of dy with x */
+} wrn_conv_pass;
+#define WRN_CONV_PASSES 3
+const char *wrn_conv_pass_name(wrn_conv_pass pass); /* "forward", "backward-data", ... */
+
+/* Operands of one pass: forward out = y [n][c_out][ho][wo], a = x, b = w [c_out][c_in][k][k];
+ * backward data out = dx, a = dy, b = w; backward weight out = dw, a = dy, b = x. `add`
+ * (forward only; .mem NULL for none) is a tensor shaped like y added to the result (the
+ * residual add fused into the convolution's output). accumulate = 1 adds the result to out.
+ * ws is scratch of ws_elems elements (wrn_conv_workspace sizes it). */
+typedef struct wrn_conv_io {
+  wrn_mem out, a, b, add;
+  int accumulate;
+  wrn_mem ws;
+  size_t ws_elems;
+} wrn_conv_io;
+
 /* Output height/width; -1 when the shape is invalid. */
 int wrn_conv_out_h(const wrn_conv_shape *s);
 int wrn_conv_out_w(const wrn_conv_shape *s);
 /* Checks the shape; WRN_STATUS_INVALID_ARGUMENT with a message when it is not usable. */
 wrn_status wrn_conv_check(const wrn_conv_shape *s);
-/* Workspace (elements of the real type) that the three conv functions need for this shape;
- * the workspace is scratch shared by all layers. max_ws_elems bounds it: images are then
- * processed in chunks. Returns the elements needed for the chosen chunk. */
+
+/* The algorithms, by index (0 is im2col). */
+int wrn_conv_algo_count(void);
+const char *wrn_conv_algo_name(int i);
+#define WRN_CONV_CHOICE_MAX 128
+/* The choices (algorithm i with each parameter set the tuner would time) that support
+ * (s, pass) on ctx's device: up to max strings into out; returns how many. */
+int wrn_conv_algo_variants(wrn_ctx *ctx, int i, const wrn_conv_shape *s, wrn_conv_pass pass,
+                           char (*out)[WRN_CONV_CHOICE_MAX], int max);
+/* 1 when the choice `algo` (name[:params]) runs `pass` of s on ctx's device, else 0 (an
+ * unknown name or malformed parameters also give 0). */
+int wrn_conv_algo_supports(wrn_ctx *ctx, const char *algo, const wrn_conv_shape *s,
+                           wrn_conv_pass pass);
+/* Workspace elements the choice needs for (s, pass) when at most max_ws_elems may be used
+ * (0: no bound); the batch is processed in chunks to fit. (size_t)-1 when it cannot fit. */
+size_t wrn_conv_algo_workspace(wrn_ctx *ctx, const char *algo, const wrn_conv_shape *s,
+                               wrn_conv_pass pass, size_t max_ws_elems);
+/* The tuner: the fastest supported choice for (s, pass) within the workspace bound, written
+ * to out (at most n bytes with the terminator). Timing runs use scratch buffers of their
+ * own and leave no trace but the cache entry. *measured (may be NULL) is set to 1 when the
+ * choice was timed now, 0 when it came from memory, the disk cache or WRN_CONV_ALGO. */
+wrn_status wrn_conv_choose(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pass pass,
+                           size_t max_ws_elems, char *out, size_t n, int *measured);
+/* Runs one pass with the choice `algo` ("auto"/NULL/"" asks wrn_conv_choose with
+ * io->ws_elems as the bound). */
+wrn_status wrn_conv_run(wrn_ctx *ctx, const char *algo, wrn_conv_pass pass,
+                        const wrn_conv_shape *s, const wrn_conv_io *io);
+
+/* Workspace (elements of the real type) that wrn_conv_forward/backward_* (im2col + GEMM)
+ * need for this shape; max_ws_elems bounds it: images are then processed in chunks.
+ * Returns the elements needed for the chosen chunk. */
 size_t wrn_conv_workspace(const wrn_conv_shape *s, size_t max_ws_elems);
-/* y[n][c_out][ho][wo] = conv(x[n][c_in][h][w], w[c_out][c_in][k][k]) */
+/* The three passes with im2col + GEMM (wrn_conv_run with "im2col"). */
 wrn_status wrn_conv_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, wrn_mem w,
                             const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems);
-/* dx (+)= conv_transpose(dy, w) */
 wrn_status wrn_conv_backward_data(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, wrn_mem w,
                                   const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems,
                                   int accumulate);
-/* dw (+)= correlation of dy with x */
 wrn_status wrn_conv_backward_weight(wrn_ctx *ctx, wrn_mem dw, wrn_mem dy, wrn_mem x,
                                     const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems,
                                     int accumulate);
-/* Runs each conv function once on scratch memory so that first-use compilation happens
- * before training (CLBlast and PoCL compile per shape). */
-wrn_status wrn_conv_warmup(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_mem ws, size_t ws_elems);
 
 /* ---------------------------------------------------------------- linear layer */
 
