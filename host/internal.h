@@ -52,6 +52,7 @@ typedef struct wrn_event_rec {
   cl_event start; /* NULL, or a marker whose end stands for the start (wrn_event_slot_span) */
   wrn_op_cat cat;
   double flops;
+  int tag; /* ctx->tag when recorded (-1: none) */
 } wrn_event_rec;
 
 struct wrn_ctx {
@@ -73,6 +74,8 @@ struct wrn_ctx {
   int nevents, capevents;
   double build_seconds;
   int programs_cached, programs_built;
+  int programs_compiled; /* built from source, not the disk cache (variants included) */
+  int tag;               /* labels the events recorded now (wrn_ctx_set_tag) */
   size_t max_wg;
   size_t mem_current, mem_peak; /* bytes through wrn_alloc / wrn_free_mem */
   /* wrn_gemm's choice per shape (host/gemm.c): key, 1 = own kernels (with their tiles),
@@ -88,6 +91,7 @@ struct wrn_ctx {
   struct wrn_tune_entry *tune;
   int ntune, captune, tune_loaded;
   char warning[1024]; /* the last non-fatal problem (a cache that could not be written) */
+  struct wrn_fft_cache *fft; /* clFFT plans of the FFT convolution (conv_fft.c) */
   /* Batch norm's per-chunk partial sums (host/bn.c), grown on demand, freed with the ctx. */
   cl_mem bn_scratch;
   size_t bn_scratch_bytes;
@@ -134,6 +138,9 @@ cl_event *wrn_event_slot(wrn_ctx *ctx, wrn_op_cat cat, double flops);
  * enqueued first and its end taken as the start, so the profile times the whole call. */
 cl_event *wrn_event_slot_span(wrn_ctx *ctx, wrn_op_cat cat, double flops);
 size_t wrn_round_up(size_t x, size_t m);
+/* Labels the profiling events recorded from now on (-1: no label); the net labels each conv
+ * layer's passes so that wrn_profile_collect_tags can time them one by one. */
+void wrn_ctx_set_tag(wrn_ctx *ctx, int tag);
 
 /* The tuner's store (tune.c): one text file per device next to the kernel cache, each line
  * a key, a value, the measured milliseconds and a checksum; written atomically under a lock;
@@ -165,6 +172,9 @@ wrn_status wrn_gemm_strided(wrn_ctx *ctx, wrn_op_cat cat, int trans_a, int trans
                             size_t n, size_t k, double alpha, wrn_mem a, size_t lda, size_t sa,
                             wrn_mem b, size_t ldb, size_t sb, double beta, wrn_mem c,
                             size_t ldc, size_t sc, size_t batch, double flops);
+
+/* Releases the FFT convolution's plans (and clFFT with the last context that used it). */
+void wrn_conv_fft_free(wrn_ctx *ctx);
 
 /* Program build and cache (program.c). */
 wrn_status wrn_programs_build(wrn_ctx *ctx);

@@ -60,10 +60,15 @@
   X(WINO_FILTER, winograd, wino_filter)                                                      \
   X(WINO_OUTPUT, winograd, wino_output)                                                      \
   X(WINO_GRAD_OUTPUT, winograd, wino_grad_output)                                            \
-  X(WINO_GRAD_FILTER, winograd, wino_grad_filter)
+  X(WINO_GRAD_FILTER, winograd, wino_grad_filter)                                            \
+  X(IGEMM, implicit, igemm)                                                                  \
+  X(IGEMM_REDUCE, implicit, igemm_reduce)                                                    \
+  X(FFT_PAD, fft, fft_pad)                                                                   \
+  X(FFT_MAC, fft, fft_mac)                                                                   \
+  X(FFT_CROP, fft, fft_crop)
 
 /* Programs built only as variants (their tunables come from the host as -D values). */
-#define WRN_VARIANT_ONLY_PROGRAMS "gemm winograd"
+#define WRN_VARIANT_ONLY_PROGRAMS "gemm implicit winograd"
 
 typedef enum wrn_kid {
 #define WRN_KID_ENUM(id, prog, name) WRN_K_##id,

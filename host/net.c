@@ -43,6 +43,7 @@ struct layer {
   int buf[2], nbuf;                    /* indices into net->bufs */
   size_t save_off;                     /* BN: saved mean / invstd in net->saved */
   wrn_conv_shape cs;
+  char algo[WRN_CONV_PASSES][WRN_CONV_CHOICE_MAX]; /* conv: the choice per pass ("" unused) */
   wrn_pool_shape ps;
 };
 
@@ -65,6 +66,8 @@ struct wrn_net {
   int slot;
   uint64_t dropout_seed, dropout_step; /* of the last forward, for backward */
   int err; /* a builder call failed; finalize refuses */
+  char *replay;  /* conv choices to use instead of asking the tuner (wrn_net_set_conv_choices) */
+  int measured;  /* finalize timed a convolution choice (the warm-up then has work to do) */
 };
 
 static wrn_mem M(cl_mem m, size_t off) {
@@ -104,6 +107,7 @@ void wrn_net_free(wrn_net *n) {
                   &n->img_u8[0], &n->img_u8[1], &n->labels, &n->loss, &n->correct};
   for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
     if (n->ctx) wrn_free_mem(n->ctx, ms[i]);
+  free(n->replay);
   free(n->t);
   free(n->l);
   free(n->params);
@@ -432,10 +436,99 @@ wrn_status wrn_net_plan(wrn_net *n) {
   return WRN_OK;
 }
 
+/* The replayed choice for (layer, pass), copied into out; 0 when the replay has none. */
+static int replayed(const wrn_net *n, const layer *l, wrn_conv_pass pass, char *out, size_t len) {
+  if (!n->replay) return 0;
+  char key[160];
+  snprintf(key, sizeof key, "%s@%s=", l->name, wrn_conv_pass_name(pass));
+  const size_t kl = strlen(key);
+  for (const char *p = n->replay; *p;) {
+    const char *end = strchr(p, ';');
+    size_t el = end ? (size_t)(end - p) : strlen(p);
+    if (el > kl && !strncmp(p, key, kl) && el - kl < len) {
+      memcpy(out, p + kl, el - kl);
+      out[el - kl] = '\0';
+      return 1;
+    }
+    p += el + (end ? 1 : 0);
+  }
+  return 0;
+}
+
+/* Each conv layer's algorithm per pass (replayed, or the tuner's), and the workspace the
+ * choices need under the bound. */
+static wrn_status choose_conv_algos(wrn_net *n) {
+  const size_t bound = n->opt.max_workspace_elems;
+  size_t ws = 1;
+  for (int i = 0; i < n->nl; i++) {
+    layer *l = &n->l[i];
+    if (l->kind != WRN_LAYER_CONV) continue;
+    for (int p = 0; p < WRN_CONV_PASSES; p++) {
+      const wrn_conv_pass pass = (wrn_conv_pass)p;
+      l->algo[p][0] = '\0';
+      if (pass == WRN_CONV_BACKWARD_DATA && !n->t[l->in[0]].needs_grad) continue;
+      char *a = l->algo[p];
+      if (!replayed(n, l, pass, a, sizeof l->algo[p]) ||
+          wrn_conv_algo_workspace(n->ctx, a, &l->cs, pass, bound) == (size_t)-1) {
+        int measured = 0;
+        WRN_TRY(wrn_conv_choose(n->ctx, &l->cs, pass, bound, a, sizeof l->algo[p], &measured));
+        n->measured |= measured;
+      }
+      size_t w = wrn_conv_algo_workspace(n->ctx, a, &l->cs, pass, bound);
+      if (w == (size_t)-1)
+        return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "layer %s: %s does not fit the workspace bound", l->name, a);
+      if (w > ws) ws = w;
+    }
+  }
+  n->ws_elems = ws;
+  return WRN_OK;
+}
+
+wrn_status wrn_net_set_conv_choices(wrn_net *n, const char *text) {
+  if (!n) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "set_conv_choices: NULL network");
+  if (n->finalized)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "set_conv_choices after finalize");
+  char *c = NULL;
+  if (text && text[0] && !(c = strdup(text)))
+    return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
+  free(n->replay);
+  n->replay = c;
+  return WRN_OK;
+}
+
+wrn_status wrn_net_conv_choices(const wrn_net *n, char *out, size_t len) {
+  if (!n || !out || len == 0) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "conv_choices: NULL argument");
+  if (!n->finalized) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "conv_choices before finalize");
+  size_t used = 0;
+  out[0] = '\0';
+  for (int i = 0; i < n->nl; i++) {
+    const layer *l = &n->l[i];
+    if (l->kind != WRN_LAYER_CONV) continue;
+    for (int p = 0; p < WRN_CONV_PASSES; p++) {
+      if (!l->algo[p][0]) continue;
+      int w = snprintf(out + used, len - used, "%s%s@%s=%s", used ? ";" : "", l->name,
+                       wrn_conv_pass_name((wrn_conv_pass)p), l->algo[p]);
+      if (w < 0 || (size_t)w >= len - used)
+        return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                        "conv_choices: a buffer of %zu bytes is too small", len);
+      used += (size_t)w;
+    }
+  }
+  return WRN_OK;
+}
+
+const char *wrn_net_conv_choice(const wrn_net *n, int layer_index, wrn_conv_pass pass) {
+  if (!n || layer_index < 0 || layer_index >= n->nl || (int)pass < 0 || pass >= WRN_CONV_PASSES)
+    return "";
+  const layer *l = &n->l[layer_index];
+  return l->kind == WRN_LAYER_CONV ? l->algo[pass] : "";
+}
+
 wrn_status wrn_net_finalize(wrn_net *n) {
   WRN_TRY(wrn_net_plan(n));
   if (n->finalized) return WRN_OK;
   if (!n->ctx) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "finalize needs a device context");
+  WRN_TRY(choose_conv_algos(n));
   size_t rs = real_size(n);
   const double mib = 1048576.0;
   size_t need = wrn_net_device_bytes(n);
@@ -541,16 +634,23 @@ wrn_status wrn_net_init_params(wrn_net *n, uint64_t seed) {
 
 /* ---------------------------------------------------------------- layer kinds */
 
+static wrn_status conv_pass(wrn_net *n, layer *l, wrn_conv_pass pass, wrn_mem out, wrn_mem a,
+                            wrn_mem b, int accumulate) {
+  wrn_conv_io io = {out, a, b, {NULL, 0}, accumulate, M(n->ws, 0), n->ws_elems};
+  wrn_ctx_set_tag(n->ctx, (int)(l - n->l) * WRN_CONV_PASSES + (int)pass);
+  wrn_status s = wrn_conv_run(n->ctx, l->algo[pass], pass, &l->cs, &io);
+  wrn_ctx_set_tag(n->ctx, -1);
+  return s;
+}
 static wrn_status conv_fwd(wrn_net *n, layer *l, int train, uint64_t seed, uint64_t step) {
-  return wrn_conv_forward(n->ctx, V(n, l->out), V(n, l->in[0]), P(n, l->param[0]), &l->cs,
-                          M(n->ws, 0), n->ws_elems);
+  return conv_pass(n, l, WRN_CONV_FORWARD, V(n, l->out), V(n, l->in[0]), P(n, l->param[0]), 0);
 }
 static wrn_status conv_bwd(wrn_net *n, layer *l, const int *acc) {
-  WRN_TRY(wrn_conv_backward_weight(n->ctx, PG(n, l->param[0]), G(n, l->out), V(n, l->in[0]),
-                                   &l->cs, M(n->ws, 0), n->ws_elems, 0));
+  WRN_TRY(conv_pass(n, l, WRN_CONV_BACKWARD_WEIGHT, PG(n, l->param[0]), G(n, l->out),
+                    V(n, l->in[0]), 0));
   if (n->t[l->in[0]].needs_grad)
-    WRN_TRY(wrn_conv_backward_data(n->ctx, G(n, l->in[0]), G(n, l->out), P(n, l->param[0]),
-                                   &l->cs, M(n->ws, 0), n->ws_elems, acc[0]));
+    WRN_TRY(conv_pass(n, l, WRN_CONV_BACKWARD_DATA, G(n, l->in[0]), G(n, l->out),
+                      P(n, l->param[0]), acc[0]));
   return WRN_OK;
 }
 static const layer_ops conv_ops = {conv_fwd, conv_bwd, 1, 0};
@@ -751,6 +851,10 @@ wrn_status wrn_net_backward(wrn_net *n) {
 
 wrn_status wrn_net_update(wrn_net *n, const wrn_sgd *sgd) {
   return wrn_sgd_step(n->ctx, M(n->pbuf, 0), M(n->gbuf, 0), M(n->mbuf, 0), n->nparams, sgd);
+}
+
+int wrn_net_warmup_needed(const wrn_net *n) {
+  return n->measured || wrn_ctx_programs_compiled(n->ctx) > 0;
 }
 
 wrn_status wrn_net_warmup(wrn_net *n) {

@@ -222,6 +222,7 @@ wrn_status wrn_ctx_open(wrn_ctx **out, const wrn_device_info *dev, const wrn_ctx
   ctx->profile_capable = o.profile;
   ctx->no_cache = o.no_cache;
   ctx->max_wg = dev->max_work_group ? dev->max_work_group : 64;
+  ctx->tag = -1;
   cl_int e;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)dev->platform, 0};
   ctx->cl = clCreateContext(props, 1, &dev->device, NULL, NULL, &e);
@@ -258,6 +259,7 @@ void wrn_ctx_free(wrn_ctx *ctx) {
   }
   free(ctx->events);
   if (ctx->bn_scratch) clReleaseMemObject(ctx->bn_scratch);
+  wrn_conv_fft_free(ctx);
   free(ctx->tune);
   wrn_programs_free(ctx);
   if (ctx->tqueue) clReleaseCommandQueue(ctx->tqueue);
@@ -304,6 +306,7 @@ cl_event *wrn_event_slot(wrn_ctx *ctx, wrn_op_cat cat, double flops) {
   r->start = NULL;
   r->cat = cat;
   r->flops = flops;
+  r->tag = ctx->tag;
   return &r->ev;
 }
 
@@ -326,7 +329,15 @@ wrn_status wrn_ctx_set_profiling(wrn_ctx *ctx, int on) {
   return WRN_OK;
 }
 
+void wrn_ctx_set_tag(wrn_ctx *ctx, int tag) { ctx->tag = tag; }
+int wrn_ctx_programs_compiled(const wrn_ctx *ctx) { return ctx->programs_compiled; }
+
 wrn_status wrn_profile_collect(wrn_ctx *ctx, wrn_profile *acc) {
+  return wrn_profile_collect_tags(ctx, acc, NULL, NULL, 0);
+}
+
+wrn_status wrn_profile_collect_tags(wrn_ctx *ctx, wrn_profile *acc, double *tag_ms,
+                                    double *tag_flops, int ntags) {
   wrn_status s = WRN_OK;
   if (ctx->nevents) {
     cl_int e = clFinish(ctx->queue);
@@ -350,6 +361,10 @@ wrn_status wrn_profile_collect(wrn_ctx *ctx, wrn_profile *acc) {
       acc->ms[r->cat] += (double)(t1 - t0) * 1e-6;
       acc->flops[r->cat] += r->flops;
       acc->launches[r->cat]++;
+      if (r->tag >= 0 && r->tag < ntags) {
+        if (tag_ms) tag_ms[r->tag] += (double)(t1 - t0) * 1e-6;
+        if (tag_flops) tag_flops[r->tag] += r->flops;
+      }
     }
     clReleaseEvent(r->ev);
     if (start) clReleaseEvent(start);

@@ -140,6 +140,13 @@ typedef struct wrn_profile {
   long launches[WRN_CAT_COUNT];
 } wrn_profile;
 wrn_status wrn_profile_collect(wrn_ctx *ctx, wrn_profile *acc);
+/* Like wrn_profile_collect, also adding each labelled event's milliseconds and FLOPs to
+ * tag_ms[tag] and tag_flops[tag] for tags below ntags (wrn_net labels conv layer i's pass p
+ * with i * WRN_CONV_PASSES + p); the arrays may be NULL. */
+wrn_status wrn_profile_collect_tags(wrn_ctx *ctx, wrn_profile *acc, double *tag_ms,
+                                    double *tag_flops, int ntags);
+/* Programs compiled from source on this context so far (not loaded from the disk cache). */
+int wrn_ctx_programs_compiled(const wrn_ctx *ctx);
 /* Turns event recording on or off; on needs a context opened with profile = 1. */
 wrn_status wrn_ctx_set_profiling(wrn_ctx *ctx, int on);
 

@@ -120,8 +120,24 @@ wrn_status wrn_net_read_loss(wrn_net *net, int n, double *loss_sum, int *correct
 wrn_status wrn_net_backward(wrn_net *net);
 /* g = grad + wd * theta and the (Nesterov) momentum update over the flat buffer. */
 wrn_status wrn_net_update(wrn_net *net, const wrn_sgd *sgd);
-/* Runs every kernel and GEMM shape once so first-use compilation happens now. */
+/* Runs one training step without the update and one inference pass on whatever the input
+ * holds, so that first-use compilation (and GEMM tuning) happens now; running statistics are
+ * restored after, so it changes no state. */
 wrn_status wrn_net_warmup(wrn_net *net);
+/* 0 when a warm-up would find everything ready: finalize measured no convolution choice
+ * (they came from the tuner's store or a replay) and every kernel program on this context
+ * came from the disk cache. Callers may then skip wrn_net_warmup. */
+int wrn_net_warmup_needed(const wrn_net *net);
+
+/* Convolution algorithms. wrn_net_finalize asks the tuner (wrn_conv_choose) for each conv
+ * layer and pass, within max_workspace_elems. The choices, as text
+ * "layer@pass=choice;...", can be read after finalize and given to another network of the
+ * same model before its finalize, which then uses them where they still fit (a checkpoint
+ * records them so a resumed run computes with the same kernels). */
+wrn_status wrn_net_set_conv_choices(wrn_net *net, const char *text);
+wrn_status wrn_net_conv_choices(const wrn_net *net, char *out, size_t len);
+/* The choice of conv layer i for a pass ("" for other layers and unused passes). */
+const char *wrn_net_conv_choice(const wrn_net *net, int layer_index, wrn_conv_pass pass);
 
 /* Elements of flat array `which` (below), padding between tensors included. */
 size_t wrn_net_flat_count(const wrn_net *net, int which);
