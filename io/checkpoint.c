@@ -1,4 +1,6 @@
-#include "checkpoint.h"
+/* Checkpoints: safetensors files of a network's parameters, BN running statistics and momentum
+ * under the PyTorch port's names, with string metadata (wrn_train.h). */
+#include "wrn_train.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +12,8 @@ static void shape_str(const int64_t *s, int nd, char *out, size_t n) {
   if (o < n) snprintf(out + o, n - o, "]");
 }
 
-wrn_status ckpt_save(wrn_net *net, const char *path, const ckpt_meta *meta, int nmeta,
-                     int with_momentum) {
+wrn_status wrn_checkpoint_save(wrn_net *net, const char *path, const wrn_checkpoint_meta *meta,
+                               int nmeta, int with_momentum) {
   int npt = wrn_net_param_tensors(net), nbt = wrn_net_buffer_tensors(net);
   /* The flat arrays hold padding between tensors, so read them whole. */
   double *params = NULL, *mom = NULL, *bufs = NULL;
@@ -107,7 +109,8 @@ static wrn_status load_set(wrn_net *net, const wrn_st_file *f, const char *path,
   return WRN_OK;
 }
 
-wrn_status ckpt_load(wrn_net *net, const wrn_st_file *f, const char *path, int with_momentum) {
+wrn_status wrn_checkpoint_load(wrn_net *net, const wrn_st_file *f, const char *path,
+                               int with_momentum) {
   size_t fp = wrn_net_flat_count(net, 0), fb = wrn_net_flat_count(net, 3);
   double *params = calloc(fp ? fp : 1, sizeof *params), *bufs = calloc(fb ? fb : 1, sizeof *bufs);
   double *mom = with_momentum ? calloc(fp ? fp : 1, sizeof *mom) : NULL;

@@ -4,6 +4,7 @@
 #include "args.h"
 #include "cli.h"
 #include "wrn_models.h"
+#include "wrn_train.h"
 
 #include <errno.h>
 #include <math.h>
@@ -113,20 +114,15 @@ static int ready_times(const wrn_device_info *dev, double *cold, double *warm, c
   return 0;
 }
 
-static wrn_status one_step(wrn_net *net, const bench_opts *o, const uint8_t *img,
-                           const int32_t *lab, int batch, uint64_t step) {
-  wrn_augment a = {!o->eval, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f}, 1, step};
-  double l;
-  int c;
+/* One step as training runs it (the recipe's input pipeline, then the library's step, which
+ * waits once), or as evaluation does. */
+static wrn_status one_step(wrn_net *net, const bench_opts *o, const wrn_train_options *recipe,
+                           const uint8_t *img, const int32_t *lab, int batch, uint64_t step) {
+  wrn_augment a = wrn_train_augment(recipe, !o->eval, step);
   CLI_TRY(wrn_net_set_batch(net, img, lab, batch, &a));
-  CLI_TRY(wrn_net_forward(net, !o->eval, 1, step));
-  CLI_TRY(wrn_net_loss(net, batch, !o->eval));
-  if (!o->eval) {
-    wrn_sgd sgd = {0.01, 0.9, 5e-4, 1, step == 0};
-    CLI_TRY(wrn_net_backward(net));
-    CLI_TRY(wrn_net_update(net, &sgd));
-  }
-  return wrn_net_read_loss(net, batch, &l, &c); /* one wait per step, as in training */
+  if (o->eval) return wrn_train_eval_step(net, batch, NULL, NULL);
+  wrn_sgd sgd = {0.01, 0.9, 5e-4, 1, step == 0};
+  return wrn_train_step(net, batch, &sgd, recipe->seed, step, NULL, NULL);
 }
 
 static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch, double cold,
@@ -169,7 +165,9 @@ static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch
   }
   fill_random(img, lab, (size_t)batch, per, spec.classes);
   double t0 = wrn_seconds();
-  wrn_augment a = {0, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f}, 1, 0};
+  wrn_train_options recipe;
+  wrn_train_options_default(&recipe);
+  wrn_augment a = wrn_train_augment(&recipe, 0, 0);
   if (wrn_net_set_batch(net, img, lab, batch, &a) != WRN_OK || wrn_net_warmup(net) != WRN_OK) {
     row_fail(r, "warm-up");
     goto done;
@@ -177,13 +175,13 @@ static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch
   r->warmup_s = wrn_seconds() - t0;
   uint64_t step = 0;
   for (int i = 0; i < o->warmup; i++)
-    if (one_step(net, o, img, lab, batch, step++) != WRN_OK) {
+    if (one_step(net, o, &recipe, img, lab, batch, step++) != WRN_OK) {
       row_fail(r, "warm-up step");
       goto done;
     }
   for (int i = 0; i < o->steps; i++) {
     double s0 = wrn_seconds();
-    if (one_step(net, o, img, lab, batch, step++) != WRN_OK) {
+    if (one_step(net, o, &recipe, img, lab, batch, step++) != WRN_OK) {
       row_fail(r, "timed step");
       goto done;
     }
@@ -204,7 +202,7 @@ static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch
   wrn_ctx_set_profiling(ctx, 1);
   wrn_profile_collect(ctx, NULL);
   for (int i = 0; i < o->profile_steps; i++) {
-    if (one_step(net, o, img, lab, batch, step++) != WRN_OK ||
+    if (one_step(net, o, &recipe, img, lab, batch, step++) != WRN_OK ||
         wrn_profile_collect(ctx, &r->prof) != WRN_OK) {
       row_fail(r, "profiled step");
       goto done;
