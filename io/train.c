@@ -543,11 +543,7 @@ static wrn_status setup(wrn_trainer *t) {
     TRAIN_TRY("loading the checkpoint", s);
     return WRN_OK;
   }
-  st->steps_per_epoch = wrn_loader_steps(t->train_l);
-  if (st->steps_per_epoch < 1)
-    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
-                    "%zu training images make no full batch of %d; lower --batch",
-                    t->ds.train.n, o->batch);
+  st->steps_per_epoch = wrn_loader_steps(t->train_l); /* >= 1: the loader refuses fewer */
   if (t->mode == WRN_TRAIN_RESUME) {
     wrn_st_file *f;
     TRAIN_TRY("loading the checkpoint to resume", wrn_st_open(&f, st->last_path));
