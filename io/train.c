@@ -122,7 +122,7 @@ wrn_status wrn_train_option_set(wrn_train_options *o, const char *name, const ch
     if (strlen(v) >= d->size)
       return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: the value is %zu characters long, the "
                       "most is %zu", name, strlen(v), d->size - 1);
-    memcpy(field, v, strlen(v) + 1);
+    memmove(field, v, strlen(v) + 1); /* v may be the field itself */
     return WRN_OK;
   case OPT_INT:
     if (!parse_long(v, &l) || l < d->lo || l > d->hi)
@@ -359,7 +359,6 @@ static wrn_status run_dir_prepare(wrn_trainer *t) {
     strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", &tm);
     snprintf(o->out, sizeof o->out, "runs/%s-%s", o->model, ts);
   }
-  snprintf(st->out, sizeof st->out, "%s", o->out);
   snprintf(st->last_path, sizeof st->last_path, "%s/last.safetensors", o->out);
   snprintf(st->best_path, sizeof st->best_path, "%s/best.safetensors", o->out);
   snprintf(st->log_path, sizeof st->log_path, "%s/log.jsonl", o->out);
@@ -566,8 +565,6 @@ static wrn_status setup(wrn_trainer *t) {
       TRAIN_TRY("--init", s);
     }
   }
-  st->global_step = (uint64_t)(st->epoch - 1) * (uint64_t)st->steps_per_epoch + (uint64_t)st->step;
-  st->lr = wrn_train_lr(o, st->epoch);
   TRAIN_TRY("opening the log", wrn_jsonl_open(&t->log, st->log_path));
   TRAIN_TRY("opening the log", wrn_json_new(&t->js));
   return WRN_OK;
@@ -646,7 +643,8 @@ wrn_status wrn_trainer_evaluate(wrn_trainer *t, double *loss, double *acc) {
  * checkpoint and the log is repaired on resume from the line kept in the checkpoint. */
 static wrn_status epoch_end(wrn_trainer *t) {
   wrn_train_state *st = &t->st;
-  wrn_train_event e = {.kind = WRN_TRAIN_EVENT_EPOCH, .epoch = st->epoch, .lr = st->lr};
+  wrn_train_event e = {.kind = WRN_TRAIN_EVENT_EPOCH, .epoch = st->epoch,
+                       .lr = wrn_train_lr(&t->o, st->epoch)};
   e.train_time = train_seconds(t);
   t->stretch_t0 = -1;
   double seen = (double)(st->seen ? st->seen : 1);
@@ -670,7 +668,6 @@ static wrn_status epoch_end(wrn_trainer *t) {
   if (s == WRN_OK) s = wrn_train_context(wrn_jsonl_append(t->log, t->js, NULL), "writing the log");
   if (s == WRN_OK) {
     st->epoch++;
-    st->lr = wrn_train_lr(&t->o, st->epoch);
     e.log_line = line;
     emit(t, &e);
   }
@@ -716,7 +713,6 @@ wrn_status wrn_trainer_step(wrn_trainer *t, int *done) {
     st->correct += c;
     st->seen += b.count;
     st->step++;
-    st->global_step = gstep + 1;
     st->train_time = train_seconds(t);
     wrn_train_event e = {.kind = WRN_TRAIN_EVENT_STEP};
     emit(t, &e);

@@ -129,7 +129,9 @@ typedef struct wrn_trainer wrn_trainer;
 typedef enum wrn_train_mode {
   WRN_TRAIN_NEW = 0, /* a new run in o->out, refused when the folder holds one: parameters
                         from o->seed, then o->init's weights when given */
-  WRN_TRAIN_RESUME,  /* continue the run in o->out from its last.safetensors, exactly */
+  WRN_TRAIN_RESUME,  /* continue the run in o->out from its last.safetensors, exactly; o
+                        holds the run's stored options (wrn_train_options_load of that file),
+                        overrides making it no longer an exact continuation */
   WRN_TRAIN_EVAL     /* evaluation only: no run folder, no training split; weights from
                         o->init (required) */
 } wrn_train_mode;
@@ -140,16 +142,15 @@ typedef struct wrn_train_state {
   int64_t step;            /* steps done in this epoch */
   int64_t steps_per_epoch; /* full batches of the training split (the last partial one is
                               dropped) */
-  uint64_t global_step;    /* steps done in the run: keys augmentation and dropout */
-  double lr;               /* this epoch's learning rate */
   double loss_sum;         /* this epoch so far: summed training loss, */
   int64_t correct, seen;   /* samples right and samples seen, */
   double train_time;       /* and seconds of training (wall time, loader waits included) */
-  double best_acc, last_acc; /* best and latest test accuracy in % (0 before any) */
+  double best_acc;         /* best test accuracy of the run in % (0 before any) */
+  double last_acc;         /* the latest this trainer measured (0 before its first epoch) */
   double warmup_seconds;   /* of wrn_trainer_warmup */
   size_t train_images, test_images;
-  char out[1024];                           /* the run folder ("" in EVAL mode) */
-  char last_path[1100], best_path[1100], log_path[1100]; /* its files */
+  char last_path[1100], best_path[1100], log_path[1100]; /* the run folder's files ("" in
+                                                            EVAL mode) */
 } wrn_train_state;
 
 typedef enum wrn_train_event_kind {

@@ -362,7 +362,6 @@ static void test_run_stop_resume(void **state) {
   WT_OK(wrn_trainer_open(&t, &r, &h, WRN_TRAIN_RESUME));
   assert_int_equal(wrn_trainer_state(t)->epoch, 2);
   assert_int_equal(wrn_trainer_state(t)->step, 2);
-  assert_true(wrn_trainer_state(t)->global_step == 6);
   WT_OK(wrn_trainer_run(t));
   int done = 0;
   WT_OK(wrn_trainer_step(t, &done)); /* past the end: nothing more */

@@ -151,9 +151,10 @@ static int train_run(const wrn_train_options *o, int resuming, printer *p) {
     return 1;
   }
   const wrn_train_state *st = wrn_trainer_state(t);
+  const char *out = wrn_trainer_options(t)->out;
   print_setup("train", t);
   if (resuming)
-    printf("train: resuming %s at epoch %d, step %" PRId64 "\n", st->out, st->epoch, st->step);
+    printf("train: resuming %s at epoch %d, step %" PRId64 "\n", out, st->epoch, st->step);
   fflush(stdout);
   if (wrn_trainer_warmup(t) != WRN_OK) {
     fprintf(stderr, "wrn train: %s\n", wrn_last_error());
@@ -167,7 +168,7 @@ static int train_run(const wrn_train_options *o, int resuming, printer *p) {
   sigaction(SIGTERM, &sa, NULL);
   printf("train: kernels ready after %.2f s of warm-up; %" PRId64 " steps per epoch, %zu "
          "training and %zu test images; run folder %s\n",
-         st->warmup_seconds, st->steps_per_epoch, st->train_images, st->test_images, st->out);
+         st->warmup_seconds, st->steps_per_epoch, st->train_images, st->test_images, out);
   fflush(stdout);
   wrn_status s = wrn_trainer_run(t);
   int rc = 0;
@@ -180,7 +181,7 @@ static int train_run(const wrn_train_options *o, int resuming, printer *p) {
     fprintf(stderr,
             "%swrn train: stopped by signal %d at epoch %d step %" PRId64 "; checkpoint %s "
             "written. Resume with: wrn train --resume %s\n",
-            p->open_line ? "\n" : "", (int)g_stop, st->epoch, st->step, st->last_path, st->out);
+            p->open_line ? "\n" : "", (int)g_stop, st->epoch, st->step, st->last_path, out);
     rc = 128 + (int)g_stop;
   } else {
     fprintf(stderr, "%swrn train: %s\n", p->open_line ? "\n" : "", wrn_last_error());
