@@ -401,9 +401,9 @@ static wrn_status log_repair(const wrn_trainer *t, const wrn_st_file *f) {
   const char *line = wrn_st_meta(f, "log_line"), *ep = wrn_st_meta(f, "epoch");
   if (!line || !ep || log_last_epoch(t->st.log_path) >= atoi(ep)) return WRN_OK;
   FILE *lf = fopen(t->st.log_path, "ab");
-  if (!lf || fprintf(lf, "%s\n", line) < 0 || fclose(lf) != 0)
-    return wrn_fail(WRN_STATUS_IO, "cannot append to %s", t->st.log_path);
-  return WRN_OK;
+  int bad = !lf || fprintf(lf, "%s\n", line) < 0;
+  if (lf && fclose(lf) != 0) bad = 1;
+  return bad ? wrn_fail(WRN_STATUS_IO, "cannot append to %s", t->st.log_path) : WRN_OK;
 }
 
 /* Where the run stood at its last checkpoint: the epoch, the step in it and the epoch's
