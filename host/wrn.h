@@ -55,6 +55,11 @@ wrn_status wrn_fail(wrn_status s, const char *fmt, ...)
 void wrn_clear_error(void);
 const char *wrn_cl_error_name(cl_int code);
 
+/* The library's version: `git describe --tags --always --dirty` of the sources it was built
+ * from, read at build time ("0.2.0", "0.2.0-3-g1a2b3c4"; "0.1.0-g1a2b3c4-dirty" before the
+ * first tag), or the project version ("0.1.0") when built outside a git checkout. */
+const char *wrn_version(void);
+
 /* ---------------------------------------------------------------- devices */
 
 typedef struct wrn_device_info {
