@@ -1,6 +1,7 @@
 /* Checkpoints: safetensors files holding the network's parameters and BN running statistics
  * under the PyTorch port's names, the momentum buffer as "momentum.<name>", and string
- * metadata (model, epoch, step, options, ...). */
+ * metadata (model, epoch, step, options, ..., and what reproduces the inputs: input_shape,
+ * input_mean, input_std, input_scale, bn_eps, bn_momentum; tools/wrn_torch.py reads them). */
 #ifndef WRN_CHECKPOINT_H
 #define WRN_CHECKPOINT_H
 
