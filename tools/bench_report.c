@@ -400,9 +400,15 @@ static void share_text(char *out, size_t n, double share) {
   else snprintf(out, n, "%.1f%%", 100 * share);
 }
 
-static void row_label(const entry *e, const char *const *machines, char *out, size_t n) {
-  snprintf(out, n, "%.44s (%.24s), batch %d", e->row->dev.name, machines[e->machine],
-           e->row->batch);
+/* "device (machine), batch N", with the model too where rows of several models share a chart. */
+static void row_label(const entry *e, const char *const *machines, int with_model, char *out,
+                      size_t n) {
+  if (with_model)
+    snprintf(out, n, "%.40s (%.20s), %s, batch %d", e->row->dev.name, machines[e->machine],
+             e->set->model, e->row->batch);
+  else
+    snprintf(out, n, "%.44s (%.24s), batch %d", e->row->dev.name, machines[e->machine],
+             e->row->batch);
 }
 
 static int write_images_svg(const char *cmd, const char *path, const entry *E, int n,
@@ -435,7 +441,7 @@ static int write_images_svg(const char *cmd, const char *path, const entry *E, i
       const bench_row *r = E[i].row;
       double yy = y + (i - first) * step + (step - bar) / 2.0;
       char label[512], val[256];
-      row_label(&E[i], machines, label, sizeof label);
+      row_label(&E[i], machines, 0, label, sizeof label);
       svg_text(f, left - 8, yy + bar / 2.0 + 4, "end", NULL, label);
       if (!r->ok) {
         snprintf(val, sizeof val, "failed: %.90s", r->error);
@@ -485,7 +491,7 @@ static int write_profile_svg(const char *cmd, const char *path, const entry *E, 
     double y = 44 + k++ * step + (step - bar) / 2.0, total = 0, x = left;
     for (int c = 0; c < WRN_CAT_COUNT; c++) total += r->prof.ms[c];
     char label[512], t[128];
-    row_label(&E[i], machines, label, sizeof label);
+    row_label(&E[i], machines, 1, label, sizeof label);
     svg_text(f, left - 8, y + bar / 2.0 + 4, "end", NULL, label);
     if (total <= 0) continue;
     for (int c = 0; c < WRN_CAT_COUNT; c++) {
