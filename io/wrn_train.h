@@ -112,7 +112,8 @@ typedef struct wrn_checkpoint_meta {
 
 /* Writes the network's parameters and BN running statistics under their names, with
  * with_momentum the momentum buffer as "momentum.<name>", in the network's real type, plus
- * the metadata, atomically (wrn_st_writer_write: an existing file survives a failure). */
+ * the metadata and what reproduces the inputs unless meta gives it (input_shape, input_mean,
+ * input_std, input_scale, bn_eps, bn_momentum; tools/wrn_torch.py reads them), atomically (wrn_st_writer_write: an existing file survives a failure). */
 wrn_status wrn_checkpoint_save(wrn_net *net, const char *path, const wrn_checkpoint_meta *meta,
                                int nmeta, int with_momentum);
 /* Loads parameters and running statistics (and with with_momentum the momentum) from an
