@@ -7,6 +7,11 @@
 /* The kernels' wrn_below (cl/common.h): uniform integer in [0, n) by multiply-shift. */
 static uint32_t below(uint32_t x, uint32_t n) { return (uint32_t)(((uint64_t)x * n) >> 32); }
 
+wrn_augment wrn_augment_recipe(void) {
+  wrn_augment a = {1, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f}, 0, 0};
+  return a;
+}
+
 /* Offsets count in the padded image. With augmentation off there is no padding, so the
  * offsets are 0 and there is no flip, whatever a->pad holds. */
 void wrn_augment_params(const wrn_augment *a, int i, int *flip, int *dy, int *dx) {

@@ -130,7 +130,7 @@ wrn_status wrn_launch(wrn_args *a, cl_uint dim, const size_t *gws, const size_t 
 wrn_status wrn_launch_1d(wrn_args *a, size_t n, wrn_op_cat cat);
 /* The largest work-group kernel a->k can run with on the device. */
 wrn_status wrn_kernel_wg_max(wrn_args *a, size_t *out);
-/* Where to store an event for a call made outside wrn_enqueue (CLBlast, copies); NULL when
+/* Where to store an event for a call made outside wrn_launch (CLBlast, copies); NULL when
  * profiling is off. The event is owned by the context afterwards. */
 cl_event *wrn_event_slot(wrn_ctx *ctx, wrn_op_cat cat, double flops);
 /* Like wrn_event_slot, for a call that enqueues several commands but hands back the event of

@@ -204,10 +204,25 @@ static void cache_store(wrn_ctx *ctx, cl_program prog, const char *path, uint64_
   free(bin);
 }
 
+/* WRN_DUMP_BUILDS=FILE appends "<program>\t<options>" for every program built or loaded from
+ * the cache, so that tools/cl_offline.py compiles each kernel with exactly the options the
+ * library uses (it collects them by running the unit tests with the variable set). */
+static wrn_status dump_build(const char *name, const char *opts) {
+  const char *path = getenv("WRN_DUMP_BUILDS");
+  if (!path || !path[0]) return WRN_OK;
+  FILE *f = fopen(path, "a");
+  int ok = f && fprintf(f, "%s\t%s\n", name, opts) > 0;
+  if (f && fclose(f) != 0) ok = 0;
+  return ok ? WRN_OK
+            : wrn_fail(WRN_STATUS_IO, "WRN_DUMP_BUILDS=%s: cannot append to it: %s", path,
+                       strerror(errno));
+}
+
 static wrn_status build_one(wrn_ctx *ctx, int i, const char *opts, cl_program *out,
                             int *from_cache) {
   char *src = NULL;
   size_t slen = 0;
+  WRN_TRY(dump_build(wrn_cl_sources[i].name, opts));
   WRN_TRY(program_source(i, &src, &slen));
   char ident[2048];
   snprintf(ident, sizeof ident, "opts=%s|platform=%s|pver=%s|device=%s|driver=%s|dver=%s", opts,

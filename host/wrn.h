@@ -55,6 +55,11 @@ wrn_status wrn_fail(wrn_status s, const char *fmt, ...)
 void wrn_clear_error(void);
 const char *wrn_cl_error_name(cl_int code);
 
+/* The library's version: `git describe --tags --always --dirty` of the sources it was built
+ * from, read at build time ("0.2.0", "0.2.0-3-g1a2b3c4"; "0.1.0-g1a2b3c4-dirty" before the
+ * first tag), or the project version ("0.1.0") when built outside a git checkout. */
+const char *wrn_version(void);
+
 /* ---------------------------------------------------------------- devices */
 
 typedef struct wrn_device_info {
@@ -381,6 +386,10 @@ typedef struct wrn_augment {
  * repeated) at (oy + dy, ox + dx); pad < h and pad < w. Without augment, pad is ignored. */
 wrn_status wrn_augment_forward(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_off, int n,
                                int c, int h, int w, const wrn_augment *a);
+/* The recipe's CIFAR input pipeline (Zagoruyko & Komodakis 2016): flip + crop on, reflection
+ * padding 4, meanstd normalisation on the 0-255 scale with mean {125.3, 123.0, 113.9} and std
+ * {63.0, 62.1, 66.7}; seed and step 0. Checkpoints record these values. */
+wrn_augment wrn_augment_recipe(void);
 /* The flip and crop offsets sample i gets (host side, for tests and logs); offsets count in
  * the padded image, so (pad, pad) means no shift. All 0 when a->augment is 0. Outputs may be
  * NULL. */

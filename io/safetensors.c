@@ -1,8 +1,8 @@
 /* The safetensors format (Hugging Face): 8-byte little-endian header length N, N bytes of
  * JSON describing each tensor's dtype, shape and byte range, then the data. The writer
  * emits what the reference implementation emits for the same tensors, so files compare
- * byte for byte; the reader applies the reference's validation rules, with a strict JSON
- * parser of its own that says what is wrong and at which byte. */
+ * byte for byte; the reader applies the reference's validation rules, with the strict JSON
+ * parser of io/json.c that says what is wrong and at which byte. */
 #include "wrn_io.h"
 #include "io_internal.h"
 
@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #define ST_MAX_HEADER 100000000u /* the reference implementation's limit */
-#define ST_MAX_DEPTH 64          /* JSON nesting; a header needs 3 */
 
 static const struct {
   const char *name;
@@ -46,29 +45,6 @@ static int utf8_valid(const char *s) {
     i += k;
   }
   return 1;
-}
-
-typedef struct sbuf {
-  char *p;
-  size_t len, cap;
-  int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const void *d, size_t n) {
-  if (b->oom) return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *q = realloc(b->p, cap);
-    if (!q) {
-      b->oom = 1;
-      return;
-    }
-    b->p = q, b->cap = cap;
-  }
-  memcpy(b->p + b->len, d, n);
-  b->len += n;
-  b->p[b->len] = 0;
 }
 
 static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
@@ -353,297 +329,6 @@ wrn_status wrn_st_writer_write(wrn_st_writer *w, const char *path) {
   return WRN_OK;
 }
 
-/* ---------------------------------------------------------------- strict JSON parser */
-
-enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
-
-typedef struct jval {
-  int type;
-  size_t pos;      /* byte offset in the header */
-  char *str;       /* J_STR: decoded, NUL-terminated */
-  int is_uint;     /* J_NUM: a non-negative integer that fits in 64 bits */
-  uint64_t u;
-  size_t n;        /* J_ARR, J_OBJ */
-  struct jval *items;
-  char **keys;     /* J_OBJ */
-} jval;
-
-typedef struct jparser {
-  const char *s;
-  size_t n, i;
-  const char *path;
-  int depth;
-} jparser;
-
-static void jfree(jval *v) {
-  if (!v) return;
-  free(v->str);
-  for (size_t k = 0; k < v->n; k++) {
-    jfree(&v->items[k]);
-    if (v->keys) free(v->keys[k]);
-  }
-  free(v->items);
-  free(v->keys);
-  memset(v, 0, sizeof *v);
-}
-
-static wrn_status jerr(const jparser *p, size_t at, const char *what) {
-  return wrn_fail(WRN_STATUS_FORMAT,
-                  "safetensors '%s': bad JSON header: %s at byte %zu of the header (file offset "
-                  "%zu)",
-                  p->path, what, at, at + 8);
-}
-
-static void jws(jparser *p) {
-  while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' ||
-                         p->s[p->i] == '\r'))
-    p->i++;
-}
-
-static int hex4(const char *s, unsigned *out) {
-  unsigned v = 0;
-  for (int k = 0; k < 4; k++) {
-    char c = s[k];
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-    else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-    else return 0;
-  }
-  *out = v;
-  return 1;
-}
-
-static void sb_utf8(sbuf *b, unsigned cp) {
-  unsigned char u[4];
-  size_t n;
-  if (cp < 0x80) u[0] = (unsigned char)cp, n = 1;
-  else if (cp < 0x800) u[0] = (unsigned char)(0xC0 | cp >> 6), u[1] = (unsigned char)(0x80 | (cp & 63)), n = 2;
-  else if (cp < 0x10000)
-    u[0] = (unsigned char)(0xE0 | cp >> 12), u[1] = (unsigned char)(0x80 | ((cp >> 6) & 63)),
-    u[2] = (unsigned char)(0x80 | (cp & 63)), n = 3;
-  else
-    u[0] = (unsigned char)(0xF0 | cp >> 18), u[1] = (unsigned char)(0x80 | ((cp >> 12) & 63)),
-    u[2] = (unsigned char)(0x80 | ((cp >> 6) & 63)), u[3] = (unsigned char)(0x80 | (cp & 63)), n = 4;
-  sb_put(b, u, n);
-}
-
-/* p->i is at the opening quote. */
-static wrn_status jstring(jparser *p, char **out) {
-  sbuf b = {0};
-  sb_put(&b, "", 0);
-  size_t start = p->i++;
-  for (;;) {
-    if (p->i >= p->n) {
-      free(b.p);
-      return jerr(p, start, "unterminated string");
-    }
-    unsigned char c = (unsigned char)p->s[p->i];
-    if (c == '"') {
-      p->i++;
-      break;
-    }
-    if (c < 0x20) {
-      free(b.p);
-      return jerr(p, p->i, "unescaped control character in a string");
-    }
-    if (c == '\\') {
-      if (p->i + 1 >= p->n) {
-        free(b.p);
-        return jerr(p, start, "unterminated string");
-      }
-      char e = p->s[p->i + 1];
-      const char *simple = strchr("\"\\/bfnrt", e);
-      if (e && simple) {
-        static const char map[] = "\"\\/\b\f\n\r\t";
-        sb_put(&b, &map[simple - "\"\\/bfnrt"], 1);
-        p->i += 2;
-        continue;
-      }
-      if (e != 'u') {
-        free(b.p);
-        return jerr(p, p->i, "invalid escape sequence in a string");
-      }
-      unsigned cp, lo;
-      if (p->i + 6 > p->n || !hex4(p->s + p->i + 2, &cp)) {
-        free(b.p);
-        return jerr(p, p->i, "bad \\u escape (four hex digits expected)");
-      }
-      size_t at = p->i;
-      p->i += 6;
-      if (cp >= 0xDC00 && cp <= 0xDFFF) {
-        free(b.p);
-        return jerr(p, at, "unpaired low surrogate in a \\u escape");
-      }
-      if (cp >= 0xD800 && cp <= 0xDBFF) {
-        if (p->i + 6 > p->n || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u' ||
-            !hex4(p->s + p->i + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
-          free(b.p);
-          return jerr(p, at, "high surrogate in a \\u escape without its low half");
-        }
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        p->i += 6;
-      }
-      if (cp == 0) {
-        free(b.p);
-        return jerr(p, at, "\\u0000 in a string (not supported in names)");
-      }
-      sb_utf8(&b, cp);
-      continue;
-    }
-    size_t k = wrn_io_utf8_seq((const unsigned char *)p->s + p->i, p->n - p->i);
-    if (!k) {
-      free(b.p);
-      return jerr(p, p->i, "invalid UTF-8 in a string");
-    }
-    sb_put(&b, p->s + p->i, k);
-    p->i += k;
-  }
-  if (b.oom) {
-    free(b.p);
-    return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "safetensors '%s': no memory", p->path);
-  }
-  *out = b.p;
-  return WRN_OK;
-}
-
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
-
-static wrn_status jnumber(jparser *p, jval *v) {
-  size_t start = p->i;
-  int neg = 0, integral = 1, overflow = 0;
-  uint64_t u = 0;
-  if (p->s[p->i] == '-') neg = 1, p->i++;
-  if (p->i >= p->n || !is_digit(p->s[p->i])) return jerr(p, start, "bad number");
-  if (p->s[p->i] == '0' && p->i + 1 < p->n && is_digit(p->s[p->i + 1]))
-    return jerr(p, start, "number with a leading zero");
-  while (p->i < p->n && is_digit(p->s[p->i])) {
-    unsigned d = (unsigned)(p->s[p->i] - '0');
-    if (u > (UINT64_MAX - d) / 10) overflow = 1;
-    u = u * 10 + d;
-    p->i++;
-  }
-  if (p->i < p->n && p->s[p->i] == '.') {
-    integral = 0, p->i++;
-    if (p->i >= p->n || !is_digit(p->s[p->i])) return jerr(p, start, "bad number (digit after '.')");
-    while (p->i < p->n && is_digit(p->s[p->i])) p->i++;
-  }
-  if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
-    integral = 0, p->i++;
-    if (p->i < p->n && (p->s[p->i] == '+' || p->s[p->i] == '-')) p->i++;
-    if (p->i >= p->n || !is_digit(p->s[p->i])) return jerr(p, start, "bad number exponent");
-    while (p->i < p->n && is_digit(p->s[p->i])) p->i++;
-  }
-  v->type = J_NUM;
-  v->is_uint = !neg && integral && !overflow;
-  v->u = u;
-  return WRN_OK;
-}
-
-static wrn_status jvalue(jparser *p, jval *v);
-
-static wrn_status jgrow(jparser *p, jval *v, size_t *cap, int obj) {
-  if (v->n < *cap) return WRN_OK;
-  size_t c = *cap ? 2 * *cap : 4;
-  jval *it = realloc(v->items, c * sizeof *it);
-  if (it) v->items = it;
-  char **k = obj ? realloc(v->keys, c * sizeof *k) : NULL;
-  if (k) v->keys = k;
-  if (!it || (obj && !k))
-    return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "safetensors '%s': no memory", p->path);
-  *cap = c;
-  return WRN_OK;
-}
-
-static wrn_status jcontainer(jparser *p, jval *v, int obj) {
-  char close = obj ? '}' : ']';
-  v->type = obj ? J_OBJ : J_ARR;
-  if (++p->depth > ST_MAX_DEPTH) return jerr(p, p->i, "nesting too deep");
-  p->i++;
-  size_t cap = 0;
-  jws(p);
-  if (p->i < p->n && p->s[p->i] == close) {
-    p->i++, p->depth--;
-    return WRN_OK;
-  }
-  for (;;) {
-    wrn_status st = jgrow(p, v, &cap, obj);
-    if (st != WRN_OK) return st;
-    jval *item = &v->items[v->n];
-    memset(item, 0, sizeof *item);
-    jws(p);
-    if (obj) {
-      v->keys[v->n] = NULL;
-      if (p->i >= p->n || p->s[p->i] != '"')
-        return jerr(p, p->i, p->i < p->n && p->s[p->i] == '}' ? "trailing comma in an object"
-                                                              : "object key (a string) expected");
-      size_t kpos = p->i;
-      char *key;
-      if ((st = jstring(p, &key)) != WRN_OK) return st;
-      for (size_t k = 0; k < v->n; k++)
-        if (strcmp(v->keys[k], key) == 0) {
-          free(key);
-          return jerr(p, kpos, "duplicate key in an object");
-        }
-      v->keys[v->n] = key;
-      v->n++; /* counted now so that jfree releases the key on a later error */
-      jws(p);
-      if (p->i >= p->n || p->s[p->i] != ':') return jerr(p, p->i, "':' expected after a key");
-      p->i++;
-      if ((st = jvalue(p, item)) != WRN_OK) return st;
-    } else {
-      if (p->i < p->n && p->s[p->i] == ']') return jerr(p, p->i, "trailing comma in an array");
-      v->n++;
-      if ((st = jvalue(p, item)) != WRN_OK) return st;
-    }
-    jws(p);
-    if (p->i >= p->n) return jerr(p, p->i, obj ? "unterminated object" : "unterminated array");
-    if (p->s[p->i] == ',') {
-      p->i++;
-      continue;
-    }
-    if (p->s[p->i] == close) {
-      p->i++, p->depth--;
-      return WRN_OK;
-    }
-    return jerr(p, p->i, obj ? "',' or '}' expected" : "',' or ']' expected");
-  }
-}
-
-static wrn_status jvalue(jparser *p, jval *v) {
-  jws(p);
-  v->pos = p->i;
-  if (p->i >= p->n) return jerr(p, p->i, "unexpected end of the header");
-  char c = p->s[p->i];
-  if (c == '{' || c == '[') return jcontainer(p, v, c == '{');
-  if (c == '"') {
-    v->type = J_STR;
-    return jstring(p, &v->str);
-  }
-  if (c == '-' || is_digit(c)) return jnumber(p, v);
-  static const char *lits[] = {"true", "false", "null"};
-  for (int k = 0; k < 3; k++) {
-    size_t l = strlen(lits[k]);
-    if (p->n - p->i >= l && memcmp(p->s + p->i, lits[k], l) == 0) {
-      v->type = k < 2 ? J_BOOL : J_NULL;
-      p->i += l;
-      return WRN_OK;
-    }
-  }
-  char what[64];
-  if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7f)
-    snprintf(what, sizeof what, "unexpected character '%c'", c);
-  else
-    snprintf(what, sizeof what, "unexpected byte 0x%02x", (unsigned char)c);
-  return jerr(p, p->i, what);
-}
-
-static const jval *jget(const jval *obj, const char *key) {
-  for (size_t k = 0; k < obj->n; k++)
-    if (strcmp(obj->keys[k], key) == 0) return &obj->items[k];
-  return NULL;
-}
-
 /* ---------------------------------------------------------------- reader */
 
 struct wrn_st_file {
@@ -697,8 +382,8 @@ static int cmp_name(const void *a, const void *b) {
 
 /* Turns the parsed header into tensors and metadata, checking each entry and the byte
  * ranges against the data area. */
-static wrn_status interpret(wrn_st_file *f, const jval *root) {
-  if (root->type != J_OBJ) return fmt_err(f, "the header is not a JSON object");
+static wrn_status interpret(wrn_st_file *f, const struct wrn_jv *root) {
+  if (root->type != WRN_JV_OBJECT) return fmt_err(f, "the header is not a JSON object");
   int nt = 0;
   for (size_t k = 0; k < root->n; k++) nt += strcmp(root->keys[k], "__metadata__") != 0;
   f->t = calloc(nt ? (size_t)nt : 1, sizeof *f->t);
@@ -710,10 +395,10 @@ static wrn_status interpret(wrn_st_file *f, const jval *root) {
   wrn_status st = WRN_OK;
   for (size_t k = 0; k < root->n && st == WRN_OK; k++) {
     const char *name = root->keys[k];
-    const jval *v = &root->items[k];
+    const struct wrn_jv *v = &root->items[k];
     if (strcmp(name, "__metadata__") == 0) {
-      if (v->type == J_NULL) continue;
-      if (v->type != J_OBJ) {
+      if (v->type == WRN_JV_NULL) continue;
+      if (v->type != WRN_JV_OBJECT) {
         st = fmt_err(f, "\"__metadata__\" is not an object (byte %zu of the header)", v->pos);
         break;
       }
@@ -724,7 +409,7 @@ static wrn_status interpret(wrn_st_file *f, const jval *root) {
         break;
       }
       for (size_t m = 0; m < v->n; m++) {
-        if (v->items[m].type != J_STR) {
+        if (v->items[m].type != WRN_JV_STRING) {
           st = fmt_err(f, "\"__metadata__\" entry '%s' is not a string (byte %zu of the header)",
                        v->keys[m], v->items[m].pos);
           break;
@@ -739,29 +424,30 @@ static wrn_status interpret(wrn_st_file *f, const jval *root) {
       }
       continue;
     }
-    if (v->type != J_OBJ) {
+    if (v->type != WRN_JV_OBJECT) {
       st = fmt_err(f, "tensor '%s' is not described by an object (byte %zu of the header)", name,
                    v->pos);
       break;
     }
-    const jval *dt = jget(v, "dtype"), *sh = jget(v, "shape"), *of = jget(v, "data_offsets");
+    const struct wrn_jv *dt = wrn_io_json_get(v, "dtype"), *sh = wrn_io_json_get(v, "shape"),
+                        *of = wrn_io_json_get(v, "data_offsets");
     if (!dt || !sh || !of) {
       st = fmt_err(f, "tensor '%s' has no \"%s\"", name, !dt ? "dtype" : !sh ? "shape" : "data_offsets");
       break;
     }
     int dtype = -1;
-    for (int d = 0; dt->type == J_STR && d < WRN_ST_DTYPE_COUNT; d++)
+    for (int d = 0; dt->type == WRN_JV_STRING && d < WRN_ST_DTYPE_COUNT; d++)
       if (strcmp(dt->str, dtypes[d].name) == 0) dtype = d;
     if (dtype < 0) {
-      st = fmt_err(f, "tensor '%s' has unknown dtype %s%s%s", name, dt->type == J_STR ? "'" : "",
-                   dt->type == J_STR ? dt->str : "(not a string)", dt->type == J_STR ? "'" : "");
+      st = fmt_err(f, "tensor '%s' has unknown dtype %s%s%s", name, dt->type == WRN_JV_STRING ? "'" : "",
+                   dt->type == WRN_JV_STRING ? dt->str : "(not a string)", dt->type == WRN_JV_STRING ? "'" : "");
       break;
     }
-    if (sh->type != J_ARR) {
+    if (sh->type != WRN_JV_ARRAY) {
       st = fmt_err(f, "tensor '%s' shape is not an array", name);
       break;
     }
-    if (of->type != J_ARR || of->n != 2 || !of->items[0].is_uint || !of->items[1].is_uint) {
+    if (of->type != WRN_JV_ARRAY || of->n != 2 || !of->items[0].is_uint || !of->items[1].is_uint) {
       st = fmt_err(f, "tensor '%s' data_offsets is not [begin, end] with non-negative integers "
                       "(byte %zu of the header)",
                    name, of->pos);
@@ -779,7 +465,7 @@ static wrn_status interpret(wrn_st_file *f, const jval *root) {
     size_t esize = dtypes[dtype].size, numel = 1;
     int overflow = 0;
     for (size_t d = 0; d < sh->n && st == WRN_OK; d++) {
-      const jval *e = &sh->items[d];
+      const struct wrn_jv *e = &sh->items[d];
       if (!e->is_uint || e->u > (uint64_t)INT64_MAX) {
         st = fmt_err(f, "tensor '%s' shape entry %zu is not a non-negative integer", name, d);
         break;
@@ -877,7 +563,8 @@ wrn_status wrn_st_open(wrn_st_file **out, const char *path) {
   }
   wrn_status st = WRN_OK;
   char *header = NULL;
-  jval root = {0};
+  struct wrn_jv root;
+  memset(&root, 0, sizeof root);
   struct stat sb;
   unsigned char len8[8];
   uint64_t hlen = 0, size = 0;
@@ -922,21 +609,13 @@ wrn_status wrn_st_open(wrn_st_file **out, const char *path) {
                   ferror(fp) ? strerror(errno) : "the file became shorter");
     goto done;
   }
-  jparser p = {header, (size_t)hlen, 0, path, 0};
-  jws(&p);
-  if (p.i >= p.n || header[p.i] != '{') {
-    st = jerr(&p, p.i, "the header must start with '{'");
+  char ctx[4200];
+  snprintf(ctx, sizeof ctx, "safetensors '%s': bad JSON header", path);
+  if ((st = wrn_io_json_parse(&root, header, (size_t)hlen, ctx, "the header", 8, 1)) != WRN_OK)
     goto done;
-  }
-  if ((st = jvalue(&p, &root)) != WRN_OK) goto done;
-  jws(&p);
-  if (p.i != p.n) {
-    st = jerr(&p, p.i, "unexpected content after the JSON object");
-    goto done;
-  }
   st = interpret(f, &root);
 done:
-  jfree(&root);
+  wrn_io_json_clear(&root);
   free(header);
   fclose(fp);
   if (st != WRN_OK) {

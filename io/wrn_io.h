@@ -1,6 +1,6 @@
-/* libwrn input/output: CIFAR data sets, a background batch loader, safetensors checkpoints
- * and JSON-lines logs. Host code only; follows wrn.h's conventions (functions return
- * wrn_status, wrn_last_error() says which file and what is wrong, nothing exits). */
+/* libwrn input/output: CIFAR data sets, a background batch loader, safetensors checkpoints,
+ * JSON-lines logs and a JSON reader. Host code only; follows wrn.h's conventions (functions
+ * return wrn_status, wrn_last_error() says which file and what is wrong, nothing exits). */
 #ifndef WRN_IO_H
 #define WRN_IO_H
 
@@ -188,6 +188,37 @@ wrn_status wrn_jsonl_open(wrn_jsonl **out, const char *path);
  * not NULL it receives the text written (without the newline), valid like wrn_json_text. */
 wrn_status wrn_jsonl_append(wrn_jsonl *l, const wrn_json *obj, const char **line);
 void wrn_jsonl_close(wrn_jsonl *l);
+
+/* ---------------------------------------------------------------- JSON reader */
+
+/* A strict JSON (RFC 8259) parser, the one the safetensors reader uses: a text becomes a tree
+ * of values. Anything the grammar does not allow (trailing commas, leading zeros, bad
+ * escapes, invalid UTF-8, unpaired surrogates, duplicate keys, nesting past 64) is refused
+ * with the problem and its byte position. Strings are UTF-8 and may not hold U+0000. */
+typedef struct wrn_jv wrn_jv;
+typedef enum wrn_jv_type {
+  WRN_JV_NULL = 0,
+  WRN_JV_BOOL,
+  WRN_JV_NUMBER,
+  WRN_JV_STRING,
+  WRN_JV_ARRAY,
+  WRN_JV_OBJECT
+} wrn_jv_type;
+/* Parses text[0..n) as one JSON value (whitespace around it allowed). `what` names the text in
+ * messages: "runs/a/log.jsonl line 3" gives "runs/a/log.jsonl line 3: bad JSON: trailing comma
+ * in an object at byte 41 of it" (WRN_STATUS_FORMAT). Free with wrn_jv_free. */
+wrn_status wrn_jv_parse(wrn_jv **out, const char *text, size_t n, const char *what);
+void wrn_jv_free(wrn_jv *root); /* only a root from wrn_jv_parse; NULL is fine */
+/* Each accessor takes NULL (and values of the wrong type) and then returns NULL, 0 or the
+ * fallback, so a path can be followed without a check at every step:
+ * wrn_jv_number(wrn_jv_get(wrn_jv_get(row, "ms_per_step"), "median"), NAN). */
+wrn_jv_type wrn_jv_kind(const wrn_jv *v);                     /* WRN_JV_NULL for NULL */
+size_t wrn_jv_count(const wrn_jv *v);                         /* items of an array or object */
+const wrn_jv *wrn_jv_item(const wrn_jv *v, size_t i);         /* i-th item of an array/object */
+const char *wrn_jv_key(const wrn_jv *obj, size_t i);          /* i-th key of an object */
+const wrn_jv *wrn_jv_get(const wrn_jv *obj, const char *key); /* member of an object */
+const char *wrn_jv_string(const wrn_jv *v);                   /* a string's text */
+double wrn_jv_number(const wrn_jv *v, double fallback);       /* a number (true 1, false 0) */
 
 #ifdef __cplusplus
 }

@@ -70,6 +70,10 @@ void t_numeric_grad(t_scalar_fn f, double *x, size_t n, double h, double *grad, 
  * it does not exist. */
 void t_rm_tree(const char *dir);
 
+/* The exit status of a test program that cannot run here (data or a tool missing): ctest
+ * reports it as skipped (SKIP_RETURN_CODE in tests/CMakeLists.txt). */
+#define WRN_TEST_SKIP 77
+
 /* True when ../shared/data (or WRN_DATA_DIR) has CIFAR-10; sets path. */
 int t_cifar_dir(char *path, size_t n);
 

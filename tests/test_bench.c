@@ -1,6 +1,7 @@
 /* wrn bench: the JSON output's shape (every documented key, sane values) and a failure row
  * (a batch that cannot fit gives a row with its error while the other row runs), plus the
- * report files. Runs the real binary on a tiny configuration. */
+ * report files, and the machine it ran on (host, CPU, load, other processes' use). Runs the
+ * real binary on a tiny configuration. */
 #include "harness.h"
 
 #include <string.h>
@@ -43,7 +44,10 @@ static void test_json_and_failure_row(void **state) {
   assert_non_null(j);
   /* Top level and one good row. */
   const char *top[] = {"{\"model\":\"wrn-10-1\"", "\"mode\":\"train\"", "\"steps\":3",
-                       "\"warmup\":1", "\"rows\":["};
+                       "\"warmup\":1", "\"rows\":[", "\"wrn_version\":\"",
+                       "\"host\":{\"name\":\"", "\"cpu\":\"", "\"cores\":",
+                       "\"load_avg_start\":[", "\"load_avg_end\":[", "\"other_cpu_cores\":",
+                       "\"busy\":"};
   for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) expect(j, top[i]);
   const char *keys[] = {"\"platform\":", "\"vendor\":",     "\"device\":",
                         "\"driver\":",   "\"batch\":4,",    "\"ok\":true",

@@ -80,7 +80,7 @@ static void make_case_dir(char *out, size_t n, const char *name) {
 static void write_records(const char *dir, const char *name, size_t nrec, size_t rec,
                           int (*label)(size_t, int), size_t extra) {
   char p[1024];
-  snprintf(p, sizeof p, "%s/%s", dir, name);
+  if (snprintf(p, sizeof p, "%s/%s", dir, name) >= (int)sizeof p) fail_msg("path too long: %s", dir);
   FILE *fp = fopen(p, "wb");
   assert_non_null(fp);
   unsigned char *r = malloc(rec);

@@ -65,12 +65,13 @@ static void copy_file(const char *from, const char *to, long limit) {
 static void make_copy(const char *dir, long cut) {
   char a[8192], b[8192];
   mkdir(dir, 0755);
-  snprintf(a, sizeof a, "%s/data_batch_1.bin", sample);
-  snprintf(b, sizeof b, "%s/data_batch_1.bin", dir);
-  copy_file(a, b, cut);
-  snprintf(a, sizeof a, "%s/test_batch.bin", sample);
-  snprintf(b, sizeof b, "%s/test_batch.bin", dir);
-  copy_file(a, b, -1);
+  const char *files[2] = {"data_batch_1.bin", "test_batch.bin"};
+  for (int i = 0; i < 2; i++) {
+    if (snprintf(a, sizeof a, "%s/%s", sample, files[i]) >= (int)sizeof a ||
+        snprintf(b, sizeof b, "%s/%s", dir, files[i]) >= (int)sizeof b)
+      fail_msg("path too long: %s", dir);
+    copy_file(a, b, i == 0 ? cut : -1);
+  }
 }
 
 static int setup(void **state) {

@@ -2,6 +2,7 @@
  * against central differences, and a tiny batch overfit to near-zero loss in float. */
 #include "harness.h"
 #include "wrn_models.h"
+#include "wrn_train.h"
 
 #include <math.h>
 #include <string.h>
@@ -127,13 +128,9 @@ static void test_overfit(void **state) {
   double first = 0, last = 0;
   int correct = 0;
   for (int step = 0; step < 150; step++) {
-    WT_OK(wrn_net_forward(net, 1, 1, (uint64_t)step));
-    WT_OK(wrn_net_loss(net, batch, 1));
-    WT_OK(wrn_net_backward(net));
-    WT_OK(wrn_net_update(net, &sgd));
-    sgd.first_step = 0;
     double ls;
-    WT_OK(wrn_net_read_loss(net, batch, &ls, &correct));
+    WT_OK(wrn_train_step(net, batch, &sgd, 1, (uint64_t)step, &ls, &correct));
+    sgd.first_step = 0;
     if (step == 0) first = ls / batch;
     last = ls / batch;
   }
@@ -142,10 +139,8 @@ static void test_overfit(void **state) {
   assert_true(last < 0.05);
   assert_int_equal(correct, 8);
   /* Inference with the running statistics classifies the memorised batch too. */
-  WT_OK(wrn_net_forward(net, 0, 0, 0));
-  WT_OK(wrn_net_loss(net, batch, 0));
   double ls;
-  WT_OK(wrn_net_read_loss(net, batch, &ls, &correct));
+  WT_OK(wrn_train_eval_step(net, batch, &ls, &correct));
   print_message("overfit: inference loss %.4f, %d/8 correct\n", ls / batch, correct);
   assert_true(correct >= 7);
   free(x);

@@ -2,15 +2,16 @@
  * device's measured FMA peak, memory, kernel-ready times and a per-op profile from OpenCL
  * events; one row per device and batch size, a failing device gets a row with its error. */
 #include "args.h"
+#include "bench_report.h"
 #include "cli.h"
 #include "wrn_models.h"
+#include "wrn_train.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define MAX_BATCHES 8
 
@@ -26,20 +27,6 @@ typedef struct bench_opts {
   const char *json, *report;
   int profile_steps;
 } bench_opts;
-
-typedef struct bench_row {
-  wrn_device_info dev;
-  int batch;
-  int ok;
-  char error[1024];
-  double ms_median, ms_min, ms_max, ms_p25, ms_p75;
-  double images_per_s, tflops, peak_gflops, peak_share;
-  double ready_cold_s, ready_warm_s, warmup_s;
-  size_t mem_peak;
-  wrn_profile prof; /* summed over profile_steps */
-  int prof_steps;
-  double step_flops; /* useful FLOPs of one step */
-} bench_row;
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -113,20 +100,15 @@ static int ready_times(const wrn_device_info *dev, double *cold, double *warm, c
   return 0;
 }
 
-static wrn_status one_step(wrn_net *net, const bench_opts *o, const uint8_t *img,
-                           const int32_t *lab, int batch, uint64_t step) {
-  wrn_augment a = {!o->eval, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f}, 1, step};
-  double l;
-  int c;
+/* One step as training runs it (the recipe's input pipeline, then the library's step, which
+ * waits once), or as evaluation does. */
+static wrn_status one_step(wrn_net *net, const bench_opts *o, const wrn_train_options *recipe,
+                           const uint8_t *img, const int32_t *lab, int batch, uint64_t step) {
+  wrn_augment a = wrn_train_augment(recipe, !o->eval, step);
   CLI_TRY(wrn_net_set_batch(net, img, lab, batch, &a));
-  CLI_TRY(wrn_net_forward(net, !o->eval, 1, step));
-  CLI_TRY(wrn_net_loss(net, batch, !o->eval));
-  if (!o->eval) {
-    wrn_sgd sgd = {0.01, 0.9, 5e-4, 1, step == 0};
-    CLI_TRY(wrn_net_backward(net));
-    CLI_TRY(wrn_net_update(net, &sgd));
-  }
-  return wrn_net_read_loss(net, batch, &l, &c); /* one wait per step, as in training */
+  if (o->eval) return wrn_train_eval_step(net, batch, NULL, NULL);
+  wrn_sgd sgd = {0.01, 0.9, 5e-4, 1, step == 0};
+  return wrn_train_step(net, batch, &sgd, recipe->seed, step, NULL, NULL);
 }
 
 static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch, double cold,
@@ -169,7 +151,9 @@ static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch
   }
   fill_random(img, lab, (size_t)batch, per, spec.classes);
   double t0 = wrn_seconds();
-  wrn_augment a = {0, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f}, 1, 0};
+  wrn_train_options recipe;
+  wrn_train_options_default(&recipe);
+  wrn_augment a = wrn_train_augment(&recipe, 0, 0);
   if (wrn_net_set_batch(net, img, lab, batch, &a) != WRN_OK || wrn_net_warmup(net) != WRN_OK) {
     row_fail(r, "warm-up");
     goto done;
@@ -177,13 +161,13 @@ static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch
   r->warmup_s = wrn_seconds() - t0;
   uint64_t step = 0;
   for (int i = 0; i < o->warmup; i++)
-    if (one_step(net, o, img, lab, batch, step++) != WRN_OK) {
+    if (one_step(net, o, &recipe, img, lab, batch, step++) != WRN_OK) {
       row_fail(r, "warm-up step");
       goto done;
     }
   for (int i = 0; i < o->steps; i++) {
     double s0 = wrn_seconds();
-    if (one_step(net, o, img, lab, batch, step++) != WRN_OK) {
+    if (one_step(net, o, &recipe, img, lab, batch, step++) != WRN_OK) {
       row_fail(r, "timed step");
       goto done;
     }
@@ -204,7 +188,7 @@ static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch
   wrn_ctx_set_profiling(ctx, 1);
   wrn_profile_collect(ctx, NULL);
   for (int i = 0; i < o->profile_steps; i++) {
-    if (one_step(net, o, img, lab, batch, step++) != WRN_OK ||
+    if (one_step(net, o, &recipe, img, lab, batch, step++) != WRN_OK ||
         wrn_profile_collect(ctx, &r->prof) != WRN_OK) {
       row_fail(r, "profiled step");
       goto done;
@@ -220,105 +204,6 @@ done:
 }
 
 /* ---------------------------------------------------------------- output */
-
-static void json_str(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-    else if (c < 0x20) fprintf(f, "\\u%04x", c);
-    else fputc(c, f);
-  }
-  fputc('"', f);
-}
-
-static void json_num(FILE *f, double v) {
-  if (isfinite(v) && v == (double)(long long)v && fabs(v) < 1e15) fprintf(f, "%lld", (long long)v);
-  else if (isfinite(v)) fprintf(f, "%.6g", v);
-  else fputs("null", f);
-}
-
-static int write_json(const char *path, const bench_opts *o, const bench_row *rows, int n) {
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  FILE *f = fopen(tmp, "w");
-  if (!f) {
-    fprintf(stderr, "wrn bench: cannot write %s: %s\n", tmp, strerror(errno));
-    return 1;
-  }
-  fprintf(f, "{\"model\":");
-  json_str(f, o->model);
-  fprintf(f, ",\"mode\":\"%s\",\"steps\":%d,\"warmup\":%d,\"profile_steps\":%d,\"dropout\":",
-          o->eval ? "eval" : "train", o->steps, o->warmup, o->profile_steps);
-  json_num(f, o->dropout);
-  fprintf(f, ",\"rows\":[");
-  for (int i = 0; i < n; i++) {
-    const bench_row *r = &rows[i];
-    fprintf(f, "%s\n{\"platform\":", i ? "," : "");
-    json_str(f, r->dev.platform_name);
-    fprintf(f, ",\"vendor\":");
-    json_str(f, r->dev.vendor);
-    fprintf(f, ",\"device\":");
-    json_str(f, r->dev.name);
-    fprintf(f, ",\"driver\":");
-    json_str(f, r->dev.driver);
-    fprintf(f, ",\"device_index\":\"%d:%d\",\"batch\":%d,\"ok\":%s,\"error\":",
-            r->dev.platform_index, r->dev.device_index, r->batch, r->ok ? "true" : "false");
-    if (r->ok) fputs("null", f);
-    else json_str(f, r->error);
-    if (r->ok) {
-      const struct {
-        const char *key;
-        double v;
-      } spread[] = {{"median", r->ms_median}, {"min", r->ms_min}, {"p25", r->ms_p25},
-                {"p75", r->ms_p75}, {"max", r->ms_max}},
-        vals[] = {{"images_per_s", r->images_per_s}, {"tflops", r->tflops},
-                  {"peak_gflops", r->peak_gflops}, {"peak_share", r->peak_share},
-                  {"mem_peak_bytes", (double)r->mem_peak}, {"ready_cold_s", r->ready_cold_s},
-                  {"ready_warm_s", r->ready_warm_s}, {"warmup_s", r->warmup_s}};
-      fprintf(f, ",\"ms_per_step\":{");
-      for (size_t k = 0; k < sizeof spread / sizeof spread[0]; k++) {
-        fprintf(f, "%s\"%s\":", k ? "," : "", spread[k].key);
-        json_num(f, spread[k].v);
-      }
-      fputc('}', f);
-      for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) {
-        fprintf(f, ",\"%s\":", vals[k].key);
-        json_num(f, vals[k].v);
-      }
-      fprintf(f, ",\"profile\":[");
-      double total = 0;
-      for (int c = 0; c < WRN_CAT_COUNT; c++) total += r->prof.ms[c];
-      int first = 1;
-      for (int c = 0; c < WRN_CAT_COUNT; c++) {
-        if (!r->prof.launches[c]) continue;
-        double ms = r->prof.ms[c] / (r->prof_steps ? r->prof_steps : 1);
-        fprintf(f, "%s{\"op\":", first ? "" : ",");
-        first = 0;
-        json_str(f, wrn_op_cat_name((wrn_op_cat)c));
-        fprintf(f, ",\"ms\":");
-        json_num(f, ms);
-        fprintf(f, ",\"share\":");
-        json_num(f, total > 0 ? r->prof.ms[c] / total : 0);
-        fprintf(f, ",\"launches\":%ld,\"gflops\":",
-                r->prof.launches[c] / (r->prof_steps ? r->prof_steps : 1));
-        json_num(f, r->prof.flops[c] > 0 && r->prof.ms[c] > 0
-                        ? r->prof.flops[c] / (r->prof.ms[c] * 1e-3) / 1e9
-                        : NAN);
-        fputc('}', f);
-      }
-      fputc(']', f);
-    }
-    fputc('}', f);
-  }
-  fprintf(f, "\n]}\n");
-  if (fclose(f) != 0 || rename(tmp, path) != 0) {
-    fprintf(stderr, "wrn bench: cannot write %s: %s\n", path, strerror(errno));
-    remove(tmp);
-    return 1;
-  }
-  return 0;
-}
 
 static void print_rows(const bench_opts *o, const bench_row *rows, int n) {
   printf("\n%s %s, %d steps after %d warm-up (median [min..max])\n", o->model,
@@ -360,152 +245,6 @@ static void print_rows(const bench_opts *o, const bench_row *rows, int n) {
              100 * r->prof.ms[c] / total, r->prof.launches[c] / r->prof_steps, gf);
     }
   }
-}
-
-/* ---------------------------------------------------------------- report */
-
-static const char *palette[WRN_CAT_COUNT] = {"#1f77b4", "#aec7e8", "#6baed6", "#9467bd",
-                                             "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a",
-                                             "#d62728", "#ff9896", "#8c564b", "#c49c94",
-                                             "#e377c2", "#7f7f7f", "#bcbd22"};
-
-static void svg_escape(FILE *f, const char *s) {
-  for (; *s; s++) {
-    if (*s == '<') fputs("&lt;", f);
-    else if (*s == '>') fputs("&gt;", f);
-    else if (*s == '&') fputs("&amp;", f);
-    else if (*s == '"') fputs("&quot;", f);
-    else fputc(*s, f);
-  }
-}
-
-static int write_report(const char *dir, const bench_opts *o, const bench_row *rows, int n) {
-  if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-    fprintf(stderr, "wrn bench: cannot create %s: %s\n", dir, strerror(errno));
-    return 1;
-  }
-  char path[4200];
-  /* images/s per device and batch: horizontal bars. */
-  snprintf(path, sizeof path, "%s/images_per_s.svg", dir);
-  FILE *f = fopen(path, "w");
-  if (!f) return fprintf(stderr, "wrn bench: cannot write %s\n", path), 1;
-  double vmax = 0;
-  for (int i = 0; i < n; i++)
-    if (rows[i].ok && rows[i].images_per_s > vmax) vmax = rows[i].images_per_s;
-  int bar = 26, left = 330, width = 420, h = 60 + n * (bar + 8);
-  fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-             "font-family=\"sans-serif\" font-size=\"12\">\n", left + width + 90, h);
-  fprintf(f, "<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">");
-  svg_escape(f, o->model);
-  fprintf(f, " %s: images/s (higher is better)</text>\n", o->eval ? "inference" : "training");
-  for (int i = 0; i < n; i++) {
-    const bench_row *r = &rows[i];
-    int y = 40 + i * (bar + 8);
-    char label[400];
-    snprintf(label, sizeof label, "%.40s, batch %d", r->dev.name, r->batch);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", left - 8, y + bar / 2 + 4);
-    svg_escape(f, label);
-    fprintf(f, "</text>\n");
-    if (!r->ok) {
-      fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#d62728\">failed</text>\n", left + 4,
-              y + bar / 2 + 4);
-      continue;
-    }
-    double w = vmax > 0 ? width * r->images_per_s / vmax : 0;
-    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"#1f77b4\"/>\n", left,
-            y, w, bar);
-    fprintf(f, "<text x=\"%.1f\" y=\"%d\">%.1f</text>\n", left + w + 5, y + bar / 2 + 4,
-            r->images_per_s);
-  }
-  fprintf(f, "</svg>\n");
-  fclose(f);
-  /* Per-op breakdown: one stacked bar per row, shares of device time. */
-  snprintf(path, sizeof path, "%s/profile.svg", dir);
-  f = fopen(path, "w");
-  if (!f) return fprintf(stderr, "wrn bench: cannot write %s\n", path), 1;
-  int legend_rows = (WRN_CAT_COUNT + 4) / 5;
-  h = 60 + n * (bar + 8) + 20 + legend_rows * 20;
-  fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-             "font-family=\"sans-serif\" font-size=\"12\">\n", left + width + 90, h);
-  fprintf(f, "<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Where a step's device "
-             "time goes (share of profiled time)</text>\n");
-  for (int i = 0; i < n; i++) {
-    const bench_row *r = &rows[i];
-    int y = 40 + i * (bar + 8);
-    char label[400];
-    snprintf(label, sizeof label, "%.40s, batch %d", r->dev.name, r->batch);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", left - 8, y + bar / 2 + 4);
-    svg_escape(f, label);
-    fprintf(f, "</text>\n");
-    double total = 0;
-    for (int c = 0; c < WRN_CAT_COUNT; c++) total += r->prof.ms[c];
-    if (!r->ok || total <= 0) continue;
-    double x = left;
-    for (int c = 0; c < WRN_CAT_COUNT; c++) {
-      double w = width * r->prof.ms[c] / total;
-      if (w <= 0) continue;
-      fprintf(f, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"><title>",
-              x, y, w, bar, palette[c]);
-      svg_escape(f, wrn_op_cat_name((wrn_op_cat)c));
-      fprintf(f, ": %.2f ms (%.1f%%)</title></rect>\n", r->prof.ms[c] / r->prof_steps,
-              100 * r->prof.ms[c] / total);
-      x += w;
-    }
-    fprintf(f, "<text x=\"%.1f\" y=\"%d\">%.0f ms</text>\n", x + 5, y + bar / 2 + 4,
-            total / r->prof_steps);
-  }
-  int ly = 40 + n * (bar + 8) + 20;
-  for (int c = 0; c < WRN_CAT_COUNT; c++) {
-    int lx = 10 + (c % 5) * 165, yy = ly + (c / 5) * 20;
-    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>", lx, yy - 10,
-            palette[c]);
-    fprintf(f, "<text x=\"%d\" y=\"%d\">", lx + 16, yy);
-    svg_escape(f, wrn_op_cat_name((wrn_op_cat)c));
-    fprintf(f, "</text>\n");
-  }
-  fprintf(f, "</svg>\n");
-  fclose(f);
-  /* report.md */
-  snprintf(path, sizeof path, "%s/report.md", dir);
-  f = fopen(path, "w");
-  if (!f) return fprintf(stderr, "wrn bench: cannot write %s\n", path), 1;
-  fprintf(f, "# wrn bench: %s %s\n\n", o->model, o->eval ? "inference" : "training");
-  fprintf(f, "%d timed steps after %d warm-up steps on synthetic data; the profile is the mean "
-             "of %d further steps with OpenCL event profiling.\n\n",
-          o->steps, o->warmup, o->profile_steps);
-  fprintf(f, "![images/s](images_per_s.svg)\n\n![per-op profile](profile.svg)\n\n");
-  fprintf(f, "| platform | vendor | device | driver | batch | ms/step median [min..max] | img/s | "
-             "TFLOP/s | %% of FMA peak | peak memory MiB | kernels ready cold / warm (s) |\n");
-  fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|\n");
-  for (int i = 0; i < n; i++) {
-    const bench_row *r = &rows[i];
-    fprintf(f, "| %s | %s | %s | %s | %d | ", r->dev.platform_name, r->dev.vendor, r->dev.name,
-            r->dev.driver, r->batch);
-    if (!r->ok) {
-      fprintf(f, "failed: %s | | | | | |\n", r->error);
-      continue;
-    }
-    fprintf(f, "%.1f [%.1f..%.1f] | %.1f | %.3f | %.1f%% | %.1f | %.2f / %.2f |\n", r->ms_median,
-            r->ms_min, r->ms_max, r->images_per_s, r->tflops, 100 * r->peak_share,
-            r->mem_peak / 1048576.0, r->ready_cold_s, r->ready_warm_s);
-  }
-  for (int i = 0; i < n; i++) {
-    const bench_row *r = &rows[i];
-    if (!r->ok || !r->prof_steps) continue;
-    double total = 0;
-    for (int c = 0; c < WRN_CAT_COUNT; c++) total += r->prof.ms[c];
-    fprintf(f, "\n## %s, batch %d\n\n| op | ms | %% | GFLOP/s |\n|---|---|---|---|\n",
-            r->dev.name, r->batch);
-    for (int c = 0; c < WRN_CAT_COUNT; c++) {
-      if (!r->prof.launches[c]) continue;
-      fprintf(f, "| %s | %.2f | %.1f | ", wrn_op_cat_name((wrn_op_cat)c),
-              r->prof.ms[c] / r->prof_steps, 100 * r->prof.ms[c] / total);
-      if (r->prof.flops[c] > 0) fprintf(f, "%.1f |\n", r->prof.flops[c] / (r->prof.ms[c] * 1e-3) / 1e9);
-      else fprintf(f, " |\n");
-    }
-  }
-  fclose(f);
-  return 0;
 }
 
 /* ---------------------------------------------------------------- command */
@@ -598,6 +337,8 @@ int cmd_bench(int argc, char **argv) {
     return 1;
   }
   int nrows = 0, failed = 0;
+  bench_host host;
+  bench_host_start(&host);
   for (int d = 0; d < ndev; d++) {
     double cold = NAN, warm = NAN, peak = 0;
     char err[1024] = "";
@@ -627,10 +368,19 @@ int cmd_bench(int argc, char **argv) {
       if (!r->ok) failed++;
     }
   }
+  bench_host_end(&host);
   print_rows(&o, rows, nrows);
+  if (host.busy)
+    fprintf(stderr, "\nbench: warning: the machine was busy: other processes kept %.2f of %d "
+                    "cores busy on average during the run (load average %.2f at the start); "
+                    "the timings may be low\n", host.other_cores, host.cores, host.load_start[0]);
+  bench_set set = {"", o.eval, o.steps, o.warmup, o.profile_steps, o.dropout, "", host, rows,
+                   nrows, ""};
+  snprintf(set.model, sizeof set.model, "%s", o.model);
+  snprintf(set.version, sizeof set.version, "%s", wrn_version());
   int rc = 0;
-  if (o.json && write_json(o.json, &o, rows, nrows)) rc = 1;
-  if (o.report && write_report(o.report, &o, rows, nrows)) rc = 1;
+  if (o.json && bench_json_write("bench", o.json, &set)) rc = 1;
+  if (o.report && bench_report_write("bench", o.report, &set, 1)) rc = 1;
   if (o.report && !rc) printf("\nreport: %s/report.md\n", o.report);
   free(rows);
   free(devs);

@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds with warnings as errors, runs the whole test suite, then
-# builds the unit tests with AddressSanitizer and UndefinedBehaviorSanitizer and runs them.
+# Installs what is missing, builds with warnings as errors, runs the whole test suite
+# (collecting the kernel builds it makes), compiles those kernels offline for AMD, NVIDIA and
+# SPIR-V (tools/cl_offline.py), then builds the unit tests with AddressSanitizer and
+# UndefinedBehaviorSanitizer and runs them.
 # Idempotent: reuses build/ and build-asan/ when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh --test
 jobs=$(nproc)
 t0=$(date +%s)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWRN_WERROR=ON >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWRN_WERROR=ON -DWRN_BUILD_TESTS=ON >/dev/null
 cmake --build build -j"$jobs"
+# The library appends every program and option string it builds to this file, so that the
+# kernels are then compiled offline for AMD, NVIDIA and SPIR-V with exactly those options.
+export WRN_DUMP_BUILDS=$PWD/build/cl-builds.txt
+rm -f "$WRN_DUMP_BUILDS"
 ctest --test-dir build --output-on-failure -j"$jobs" ${WRN_CTEST_ARGS:-}
+unset WRN_DUMP_BUILDS
 t1=$(date +%s)
-echo "test.sh: suite passed in $((t1 - t0)) s; now the sanitizer build of the unit tests"
+echo "test.sh: suite passed in $((t1 - t0)) s; now the kernels offline for other GPUs"
+python3 tools/cl_offline.py build/cl-builds.txt --jobs "$jobs" --json build/cl-offline.json
+t1=$(date +%s)
+echo "test.sh: offline kernel compiles passed; now the sanitizer build of the unit tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWRN_WERROR=ON -DWRN_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 # PoCL and the ICD loader keep some allocations until exit: suppress leaks from those

@@ -18,7 +18,12 @@ static void usage(FILE *f) {
           "  train     train a WRN on CIFAR-10/100 with the paper's recipe\n"
           "  eval      evaluate a checkpoint on a test set\n"
           "  summary   print a model's layers, parameter count and FLOPs\n"
-          "  bench     measure training or inference speed and a per-op profile\n");
+          "  bench     measure training or inference speed and a per-op profile\n"
+          "  plot      training curves (train/test error, learning rate) of runs as SVG/PNG\n"
+          "  compare   a table of runs: model, differing options, best/final error, time\n"
+          "  report    merge bench --json results from several machines into one report\n"
+          "\n"
+          "wrn --version prints the version (git describe of the sources it was built from).\n");
 }
 
 int main(int argc, char **argv) {
@@ -27,11 +32,16 @@ int main(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+    printf("wrn %s\n", wrn_version());
+    return 0;
+  }
   static const struct {
     const char *name;
     int (*fn)(int, char **);
   } cmds[] = {{"devices", cmd_devices}, {"train", cmd_train}, {"eval", cmd_eval},
-              {"summary", cmd_summary}, {"bench", cmd_bench}};
+              {"summary", cmd_summary}, {"bench", cmd_bench},
+              {"plot", cmd_plot},       {"compare", cmd_compare}, {"report", cmd_report}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "wrn: unknown command '%s'\n", argv[1]);

@@ -1,4 +1,6 @@
-#include "checkpoint.h"
+/* Checkpoints: safetensors files of a network's parameters, BN running statistics and momentum
+ * under the PyTorch port's names, with string metadata (wrn_train.h). */
+#include "wrn_train.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +12,51 @@ static void shape_str(const int64_t *s, int nd, char *out, size_t n) {
   if (o < n) snprintf(out + o, n - o, "]");
 }
 
-wrn_status ckpt_save(wrn_net *net, const char *path, const ckpt_meta *meta, int nmeta,
-                     int with_momentum) {
+/* v in the fewest digits that read back as the same float (is_float) or double: "125.3". */
+static void shortest(char *out, size_t n, double v, int is_float) {
+  for (int p = 1; p <= 17; p++) {
+    snprintf(out, n, "%.*g", p, v);
+    double r = strtod(out, NULL);
+    if (is_float ? (float)r == (float)v : r == v) return;
+  }
+}
+
+/* What a reader needs to feed the network the inputs it was trained on, unless the caller
+ * gave it: x[c] = (pixel[c] - input_mean[c]) / input_std[c] with pixels on the 0..input_scale
+ * scale, images of input_shape (c,h,w, RGB planes), and the BN constants. wrn train
+ * normalises with wrn_augment_recipe()'s mean and std and builds its networks with the
+ * default BN options (no flag changes them). */
+static wrn_status input_meta(wrn_st_writer *w, const wrn_net *net, const wrn_checkpoint_meta *meta,
+                             int nmeta) {
+  wrn_augment a = wrn_augment_recipe();
+  wrn_net_options no;
+  wrn_net_options_default(&no);
+  wrn_layer_info first;
+  wrn_net_layer(net, 0, &first);
+  char v[6][96];
+  snprintf(v[0], sizeof v[0], "%d,%d,%d", first.in_c, first.in_h, first.in_w);
+  for (int k = 0; k < 2; k++) {
+    const float *x = k ? a.std : a.mean;
+    char t[3][32];
+    for (int c = 0; c < 3; c++) shortest(t[c], sizeof t[c], x[c], 1);
+    snprintf(v[1 + k], sizeof v[0], "%s,%s,%s", t[0], t[1], t[2]);
+  }
+  snprintf(v[3], sizeof v[3], "255");
+  shortest(v[4], sizeof v[4], no.bn_eps, 0);
+  shortest(v[5], sizeof v[5], no.bn_momentum, 0);
+  const char *keys[6] = {"input_shape", "input_mean", "input_std", "input_scale", "bn_eps",
+                         "bn_momentum"};
+  wrn_status s = WRN_OK;
+  for (int k = 0; k < 6 && s == WRN_OK; k++) {
+    int given = 0;
+    for (int i = 0; i < nmeta; i++) given |= !strcmp(meta[i].key, keys[k]);
+    if (!given) s = wrn_st_writer_meta(w, keys[k], v[k]);
+  }
+  return s;
+}
+
+wrn_status wrn_checkpoint_save(wrn_net *net, const char *path, const wrn_checkpoint_meta *meta,
+                               int nmeta, int with_momentum) {
   int npt = wrn_net_param_tensors(net), nbt = wrn_net_buffer_tensors(net);
   /* The flat arrays hold padding between tensors, so read them whole. */
   double *params = NULL, *mom = NULL, *bufs = NULL;
@@ -56,6 +101,7 @@ wrn_status ckpt_save(wrn_net *net, const char *path, const ckpt_meta *meta, int 
     }
   }
   for (int i = 0; i < nmeta && s == WRN_OK; i++) s = wrn_st_writer_meta(w, meta[i].key, meta[i].value);
+  if (s == WRN_OK) s = input_meta(w, net, meta, nmeta);
   if (s == WRN_OK) s = wrn_st_writer_write(w, path);
 done:
   wrn_st_writer_free(w);
@@ -107,7 +153,8 @@ static wrn_status load_set(wrn_net *net, const wrn_st_file *f, const char *path,
   return WRN_OK;
 }
 
-wrn_status ckpt_load(wrn_net *net, const wrn_st_file *f, const char *path, int with_momentum) {
+wrn_status wrn_checkpoint_load(wrn_net *net, const wrn_st_file *f, const char *path,
+                               int with_momentum) {
   size_t fp = wrn_net_flat_count(net, 0), fb = wrn_net_flat_count(net, 3);
   double *params = calloc(fp ? fp : 1, sizeof *params), *bufs = calloc(fb ? fb : 1, sizeof *bufs);
   double *mom = with_momentum ? calloc(fp ? fp : 1, sizeof *mom) : NULL;

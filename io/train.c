@@ -1,0 +1,757 @@
+/* The trainer (wrn_train.h): options, the schedule, steps, and runs with their folders, logs,
+ * checkpoints and exact resume. The devices a step runs on are behind io/replicas.c. */
+#include "train_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+wrn_status wrn_train_context(wrn_status s, const char *what) {
+  if (s == WRN_OK) return s;
+  char msg[4096];
+  snprintf(msg, sizeof msg, "%s", wrn_last_error());
+  return wrn_fail(s, "%s%s%s", what, msg[0] ? ": " : "", msg);
+}
+
+/* ---------------------------------------------------------------- options */
+
+void wrn_train_options_default(wrn_train_options *o) {
+  memset(o, 0, sizeof *o);
+  snprintf(o->model, sizeof o->model, "wrn-28-10");
+  o->epochs = 200;
+  o->batch = 128;
+  o->lr = 0.1;
+  o->lr_decay = 0.2;
+  o->lr_drops[0] = 60, o->lr_drops[1] = 120, o->lr_drops[2] = 160, o->n_lr_drops = 3;
+  o->weight_decay = 5e-4;
+  o->momentum = 0.9;
+  o->nesterov = 1;
+  o->momentum_reset = 1;
+  o->augment = 1;
+  o->shuffle = 1;
+  o->seed = 1;
+  o->workspace_mib = 1024;
+}
+
+typedef enum opt_type {
+  OPT_STR,
+  OPT_INT,
+  OPT_U64,
+  OPT_REAL,
+  OPT_DROPS, /* lr_drops and n_lr_drops */
+  OPT_SWITCH,
+  OPT_DATASET,
+  OPT_LABELS
+} opt_type;
+
+typedef struct opt_def {
+  const char *name;
+  opt_type type;
+  size_t off, size;
+  double lo, hi;
+  int stored; /* part of what defines a run: kept in checkpoints and logs */
+} opt_def;
+
+#define OPT(name, type, field, lo, hi, stored)                                              \
+  {name, type, offsetof(wrn_train_options, field), sizeof(((wrn_train_options *)0)->field),  \
+   lo, hi, stored}
+/* In the order checkpoints and log lines list them. */
+static const opt_def opt_defs[] = {
+    OPT("--model", OPT_STR, model, 0, 0, 1),
+    OPT("--classes", OPT_INT, classes, 2, 100000, 1),
+    OPT("--dropout", OPT_REAL, dropout, 0, 0.99, 1),
+    OPT("--data", OPT_STR, data, 0, 0, 1),
+    OPT("--dataset", OPT_DATASET, dataset, 0, 0, 1),
+    OPT("--labels", OPT_LABELS, labels, 0, 0, 1),
+    OPT("--train-limit", OPT_INT, train_limit, 0, 1 << 30, 1),
+    OPT("--test-limit", OPT_INT, test_limit, 0, 1 << 30, 1),
+    OPT("--epochs", OPT_INT, epochs, 1, 100000, 1),
+    OPT("--batch", OPT_INT, batch, 1, 1 << 16, 1),
+    OPT("--lr", OPT_REAL, lr, 0, 100, 1),
+    OPT("--lr-decay", OPT_REAL, lr_decay, 0, 1, 1),
+    OPT("--wd", OPT_REAL, weight_decay, 0, 1, 1),
+    OPT("--momentum", OPT_REAL, momentum, 0, 0.999999, 1),
+    OPT("--epoch-step", OPT_DROPS, lr_drops, 1, 100000, 1),
+    OPT("--seed", OPT_U64, seed, 0, 0, 1),
+    OPT("--augment", OPT_SWITCH, augment, 0, 0, 1),
+    OPT("--shuffle", OPT_SWITCH, shuffle, 0, 0, 1),
+    OPT("--nesterov", OPT_SWITCH, nesterov, 0, 0, 1),
+    OPT("--momentum-reset", OPT_SWITCH, momentum_reset, 0, 0, 1),
+    OPT("--bn-gamma-one", OPT_SWITCH, bn_gamma_one, 0, 0, 1),
+    OPT("--workspace-mib", OPT_REAL, workspace_mib, 1, 1 << 20, 1),
+    OPT("--device", OPT_STR, device, 0, 0, 0),
+    OPT("--out", OPT_STR, out, 0, 0, 0),
+    OPT("--init", OPT_STR, init, 0, 0, 0),
+};
+#undef OPT
+#define N_OPTS ((int)(sizeof opt_defs / sizeof opt_defs[0]))
+#define MAX_VALUE 1100 /* the longest value text: a 1023-character path */
+
+static const char *const label_names[] = {"fine", "coarse"};
+
+static const opt_def *opt_find(const char *name) {
+  for (int i = 0; i < N_OPTS; i++)
+    if (!strcmp(opt_defs[i].name, name)) return &opt_defs[i];
+  return NULL;
+}
+
+int wrn_train_option_known(const char *name) { return opt_find(name) != NULL; }
+
+static int parse_long(const char *v, long *out) {
+  char *end;
+  errno = 0;
+  *out = strtol(v, &end, 10);
+  return !errno && end != v && !*end;
+}
+
+wrn_status wrn_train_option_set(wrn_train_options *o, const char *name, const char *v) {
+  const opt_def *d = opt_find(name);
+  if (!d) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "'%s' is not a training option", name);
+  void *field = (char *)o + d->off;
+  long l;
+  switch (d->type) {
+  case OPT_STR:
+    if (strlen(v) >= d->size)
+      return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: the value is %zu characters long, the "
+                      "most is %zu", name, strlen(v), d->size - 1);
+    memmove(field, v, strlen(v) + 1); /* v may be the field itself */
+    return WRN_OK;
+  case OPT_INT:
+    if (!parse_long(v, &l) || l < d->lo || l > d->hi)
+      return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s wants an integer in %.0f..%.0f, got '%s'",
+                      name, d->lo, d->hi, v);
+    *(int *)field = (int)l;
+    return WRN_OK;
+  case OPT_U64: {
+    char *end;
+    errno = 0;
+    unsigned long long u = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-')
+      return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s wants a non-negative integer, got '%s'",
+                      name, v);
+    *(uint64_t *)field = (uint64_t)u;
+    return WRN_OK;
+  }
+  case OPT_REAL: {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x) || x < d->lo || x > d->hi)
+      return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s wants a number in [%g, %g], got '%s'",
+                      name, d->lo, d->hi, v);
+    *(double *)field = x;
+    return WRN_OK;
+  }
+  case OPT_DROPS: {
+    int drops[WRN_TRAIN_MAX_DROPS], n = 0;
+    for (const char *p = v; v[0];) { /* "" is no drop; "60," is refused */
+      char *end;
+      errno = 0;
+      l = strtol(p, &end, 10);
+      if (errno || end == p || l < d->lo || l > d->hi || (*end && *end != ',') ||
+          n >= WRN_TRAIN_MAX_DROPS)
+        return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                        "%s wants up to %d comma-separated integers in %.0f..%.0f, got '%s'",
+                        name, WRN_TRAIN_MAX_DROPS, d->lo, d->hi, v);
+      drops[n++] = (int)l;
+      if (!*end) break;
+      p = end + 1;
+    }
+    memcpy(o->lr_drops, drops, (size_t)n * sizeof *drops);
+    o->n_lr_drops = n;
+    return WRN_OK;
+  }
+  case OPT_SWITCH:
+    if (strcmp(v, "on") && strcmp(v, "off"))
+      return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s wants one of on, off; got '%s'", name, v);
+    *(int *)field = !strcmp(v, "on");
+    return WRN_OK;
+  case OPT_DATASET:
+    return wrn_train_context(wrn_dataset_kind_parse(v, (wrn_dataset_kind *)field), name);
+  case OPT_LABELS:
+    return wrn_train_context(wrn_labels_parse(v, (wrn_labels *)field), name);
+  }
+  return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: unknown option type", name);
+}
+
+/* The option's value as text that wrn_train_option_set reads back to the same value. */
+static void opt_text(const wrn_train_options *o, const opt_def *d, char *buf, size_t n) {
+  const void *field = (const char *)o + d->off;
+  switch (d->type) {
+  case OPT_STR: snprintf(buf, n, "%s", (const char *)field); break;
+  case OPT_INT: snprintf(buf, n, "%d", *(const int *)field); break;
+  case OPT_U64: snprintf(buf, n, "%" PRIu64, *(const uint64_t *)field); break;
+  case OPT_REAL: snprintf(buf, n, "%.17g", *(const double *)field); break;
+  case OPT_DROPS: {
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < o->n_lr_drops && len < n; i++)
+      len += (size_t)snprintf(buf + len, n - len, "%s%d", i ? "," : "", o->lr_drops[i]);
+    break;
+  }
+  case OPT_SWITCH: snprintf(buf, n, "%s", *(const int *)field ? "on" : "off"); break;
+  case OPT_DATASET:
+    snprintf(buf, n, "%s", wrn_dataset_kind_name(*(const wrn_dataset_kind *)field));
+    break;
+  case OPT_LABELS:
+    snprintf(buf, n, "%s", label_names[*(const wrn_labels *)field == WRN_LABELS_COARSE]);
+    break;
+  }
+}
+
+wrn_status wrn_train_options_check(const wrn_train_options *o) {
+  if (!o->data[0])
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "--data DIR is required (a CIFAR-10 or CIFAR-100 folder in the official "
+                    "binary layout, e.g. data/cifar10-sample)");
+  for (int i = 1; i < o->n_lr_drops; i++)
+    if (o->lr_drops[i] <= o->lr_drops[i - 1])
+      return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "--epoch-step must increase, got %d after %d",
+                      o->lr_drops[i], o->lr_drops[i - 1]);
+  if (o->batch < 1 || o->epochs < 1)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "--batch and --epochs must be at least 1");
+  return WRN_OK;
+}
+
+static int model_option(const char *name) {
+  return !strcmp(name, "--model") || !strcmp(name, "--classes") || !strcmp(name, "--dropout");
+}
+
+static wrn_status options_from(wrn_train_options *o, const wrn_st_file *f, const char *path,
+                               int model_only) {
+  if (!wrn_st_meta(f, "--model"))
+    return wrn_fail(WRN_STATUS_FORMAT, "%s has no '--model' metadata: not a wrn checkpoint",
+                    path);
+  for (int i = 0; i < wrn_st_meta_count(f); i++) {
+    const char *k, *v;
+    wrn_st_meta_at(f, i, &k, &v);
+    const opt_def *d = opt_find(k);
+    if (!d || !d->stored || (model_only && !model_option(k))) continue;
+    if (wrn_train_option_set(o, k, v) != WRN_OK) {
+      char msg[2048];
+      snprintf(msg, sizeof msg, "%s", wrn_last_error());
+      return wrn_fail(WRN_STATUS_FORMAT, "%s holds a bad option %s=%s: %s", path, k, v, msg);
+    }
+  }
+  return WRN_OK;
+}
+
+wrn_status wrn_train_options_load(wrn_train_options *o, const char *path, int model_only) {
+  wrn_st_file *f;
+  wrn_status s = wrn_st_open(&f, path);
+  if (s != WRN_OK) return s;
+  s = options_from(o, f, path, model_only);
+  wrn_st_close(f);
+  return s;
+}
+
+/* ---------------------------------------------------------------- schedule and steps */
+
+double wrn_train_lr(const wrn_train_options *o, int epoch) {
+  double lr = o->lr;
+  for (int i = 0; i < o->n_lr_drops; i++)
+    if (epoch >= o->lr_drops[i]) lr *= o->lr_decay;
+  return lr;
+}
+
+static int is_drop_epoch(const wrn_train_options *o, int epoch) {
+  for (int i = 0; i < o->n_lr_drops; i++)
+    if (epoch == o->lr_drops[i]) return 1;
+  return 0;
+}
+
+wrn_sgd wrn_train_sgd(const wrn_train_options *o, int epoch, int64_t step) {
+  int first_of_run = epoch == 1 && step == 0;
+  int reset = o->momentum_reset && step == 0 && is_drop_epoch(o, epoch);
+  wrn_sgd s = {wrn_train_lr(o, epoch), o->momentum, o->weight_decay, o->nesterov,
+               first_of_run || reset};
+  return s;
+}
+
+wrn_augment wrn_train_augment(const wrn_train_options *o, int train, uint64_t global_step) {
+  /* The recipe's meanstd normalisation on the 0-255 scale (docs: wrn-recipe.md). */
+  wrn_augment a = {train && o->augment, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f},
+                   o->seed * 0x9E3779B97F4A7C15ull + 1, global_step};
+  return a;
+}
+
+wrn_status wrn_train_step(wrn_net *net, int n, const wrn_sgd *sgd, uint64_t dropout_seed,
+                          uint64_t step, double *loss_sum, int *correct) {
+  double l;
+  int c;
+  wrn_status s = wrn_net_forward(net, 1, dropout_seed, step);
+  if (s == WRN_OK) s = wrn_net_loss(net, n, 1);
+  if (s == WRN_OK) s = wrn_net_backward(net);
+  if (s == WRN_OK) s = wrn_net_update(net, sgd);
+  /* The one wait of the step. */
+  if (s == WRN_OK) s = wrn_net_read_loss(net, n, &l, &c);
+  if (s != WRN_OK) return s;
+  if (loss_sum) *loss_sum = l;
+  if (correct) *correct = c;
+  return WRN_OK;
+}
+
+wrn_status wrn_train_eval_step(wrn_net *net, int n, double *loss_sum, int *correct) {
+  double l;
+  int c;
+  wrn_status s = wrn_net_forward(net, 0, 0, 0);
+  if (s == WRN_OK) s = wrn_net_loss(net, n, 0);
+  if (s == WRN_OK) s = wrn_net_read_loss(net, n, &l, &c);
+  if (s != WRN_OK) return s;
+  if (loss_sum) *loss_sum = l;
+  if (correct) *correct = c;
+  return WRN_OK;
+}
+
+/* ---------------------------------------------------------------- the run */
+
+struct wrn_trainer {
+  wrn_train_options o;
+  wrn_train_hooks h;
+  wrn_train_mode mode;
+  wrn_dataset ds;
+  wrn_replicas reps;
+  wrn_loader *train_l, *test_l;
+  wrn_jsonl *log;
+  wrn_json *js;
+  wrn_train_state st;
+  double time_done; /* training seconds of this epoch before the current stretch */
+  double stretch_t0; /* start of the current stretch of training steps; < 0 when none */
+  int warm;
+};
+
+static int mkdir_p(const char *path) {
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s", path);
+  for (char *p = tmp + 1; *p; p++)
+    if (*p == '/') {
+      *p = '\0';
+      if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+  return 0;
+}
+
+static int file_exists(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0;
+}
+
+/* The run folder: named when not given, its file paths, created and proven writable before
+ * any work; a new run refuses a folder that holds one. */
+static wrn_status run_dir_prepare(wrn_trainer *t) {
+  wrn_train_options *o = &t->o;
+  wrn_train_state *st = &t->st;
+  if (!o->out[0]) {
+    char ts[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", &tm);
+    snprintf(o->out, sizeof o->out, "runs/%s-%s", o->model, ts);
+  }
+  snprintf(st->last_path, sizeof st->last_path, "%s/last.safetensors", o->out);
+  snprintf(st->best_path, sizeof st->best_path, "%s/best.safetensors", o->out);
+  snprintf(st->log_path, sizeof st->log_path, "%s/log.jsonl", o->out);
+  if (t->mode == WRN_TRAIN_NEW && (file_exists(st->last_path) || file_exists(st->log_path)))
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "%s already holds a run (log.jsonl or last.safetensors); continue it with "
+                    "--resume %s, or choose another --out",
+                    o->out, o->out);
+  if (mkdir_p(o->out) != 0)
+    return wrn_fail(WRN_STATUS_IO, "cannot create the run folder %s: %s", o->out,
+                    strerror(errno));
+  char probe[1200];
+  snprintf(probe, sizeof probe, "%s/.write-test.%ld", o->out, (long)getpid());
+  int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0)
+    return wrn_fail(WRN_STATUS_IO, "the run folder %s is not writable: %s", o->out,
+                    strerror(errno));
+  close(fd);
+  unlink(probe);
+  return WRN_OK;
+}
+
+/* The epoch number of the last line of the log (0 when none). */
+static int log_last_epoch(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return 0;
+  char line[65536];
+  int last = 0;
+  while (fgets(line, sizeof line, f)) {
+    char *p = strstr(line, "\"epoch\":");
+    if (p) last = atoi(p + 8);
+  }
+  fclose(f);
+  return last;
+}
+
+/* A stop between an epoch's checkpoint and its log line leaves the line in the checkpoint:
+ * appends it when the log lacks that epoch. */
+static wrn_status log_repair(const wrn_trainer *t, const wrn_st_file *f) {
+  const char *line = wrn_st_meta(f, "log_line"), *ep = wrn_st_meta(f, "epoch");
+  if (!line || !ep || log_last_epoch(t->st.log_path) >= atoi(ep)) return WRN_OK;
+  FILE *lf = fopen(t->st.log_path, "ab");
+  int bad = !lf || fprintf(lf, "%s\n", line) < 0;
+  if (lf && fclose(lf) != 0) bad = 1;
+  return bad ? wrn_fail(WRN_STATUS_IO, "cannot append to %s", t->st.log_path) : WRN_OK;
+}
+
+/* Where the run stood at its last checkpoint: the epoch, the step in it and the epoch's
+ * counters so far, and the best test accuracy. */
+static void resume_state_read(wrn_trainer *t, const wrn_st_file *f) {
+  wrn_train_state *st = &t->st;
+  const char *v;
+  st->epoch = ((v = wrn_st_meta(f, "epoch")) ? atoi(v) : 0) + 1;
+  st->step = (v = wrn_st_meta(f, "step_in_epoch")) ? atoll(v) : 0;
+  if ((v = wrn_st_meta(f, "partial_loss_sum"))) st->loss_sum = strtod(v, NULL);
+  if ((v = wrn_st_meta(f, "partial_correct"))) st->correct = atoll(v);
+  if ((v = wrn_st_meta(f, "partial_seen"))) st->seen = atoll(v);
+  if ((v = wrn_st_meta(f, "partial_train_time"))) t->time_done = strtod(v, NULL);
+  if ((v = wrn_st_meta(f, "best_test_acc"))) st->best_acc = strtod(v, NULL);
+  st->train_time = t->time_done;
+}
+
+/* Writes a checkpoint of the run: weights, momentum, the stored options and where the run
+ * stands (completed_epochs done, then st->step steps of the next), with the epoch's log line
+ * when it ends one. */
+static wrn_status save_checkpoint(wrn_trainer *t, const char *path, int completed_epochs,
+                                  const char *log_line) {
+  const wrn_train_state *st = &t->st;
+  char vals[N_OPTS][MAX_VALUE];
+  wrn_checkpoint_meta meta[N_OPTS + 16];
+  int m = 0;
+  for (int i = 0; i < N_OPTS; i++)
+    if (opt_defs[i].stored) {
+      opt_text(&t->o, &opt_defs[i], vals[i], sizeof vals[i]);
+      meta[m++] = (wrn_checkpoint_meta){opt_defs[i].name, vals[i]};
+    }
+  char ep[32], step[32], gs[32], ls[64], cor[32], seen[32], tt[64], best[64];
+  snprintf(ep, sizeof ep, "%d", completed_epochs);
+  snprintf(step, sizeof step, "%" PRId64, st->step);
+  snprintf(gs, sizeof gs, "%" PRId64, (int64_t)completed_epochs * st->steps_per_epoch + st->step);
+  snprintf(ls, sizeof ls, "%.17g", st->loss_sum);
+  snprintf(cor, sizeof cor, "%" PRId64, st->correct);
+  snprintf(seen, sizeof seen, "%" PRId64, st->seen);
+  snprintf(tt, sizeof tt, "%.17g", st->train_time);
+  snprintf(best, sizeof best, "%.17g", st->best_acc);
+  meta[m++] = (wrn_checkpoint_meta){"format", "wrn-checkpoint-1"};
+  meta[m++] = (wrn_checkpoint_meta){"epoch", ep};         /* epochs completed */
+  meta[m++] = (wrn_checkpoint_meta){"step_in_epoch", step}; /* steps done in the next one */
+  meta[m++] = (wrn_checkpoint_meta){"global_step", gs};   /* keys the random streams */
+  meta[m++] = (wrn_checkpoint_meta){"partial_loss_sum", ls};
+  meta[m++] = (wrn_checkpoint_meta){"partial_correct", cor};
+  meta[m++] = (wrn_checkpoint_meta){"partial_seen", seen};
+  meta[m++] = (wrn_checkpoint_meta){"partial_train_time", tt};
+  meta[m++] = (wrn_checkpoint_meta){"best_test_acc", best};
+  if (log_line) meta[m++] = (wrn_checkpoint_meta){"log_line", log_line};
+  TRAIN_TRY("writing a checkpoint",
+            wrn_checkpoint_save(wrn_replicas_primary(&t->reps), path, meta, m, 1));
+  return WRN_OK;
+}
+
+/* The stored options as JSON fields, named without the dashes ("--lr-decay": "lr_decay";
+ * "--lr" is "base_lr", the epoch's own "lr" being the scheduled rate); numbers as numbers. */
+static wrn_status log_add_options(wrn_json *j, const wrn_train_options *o) {
+  for (int i = 0; i < N_OPTS; i++) {
+    if (!opt_defs[i].stored) continue;
+    char key[40], val[MAX_VALUE];
+    snprintf(key, sizeof key, "%s", opt_defs[i].name + 2);
+    for (char *p = key; *p; p++)
+      if (*p == '-') *p = '_';
+    if (!strcmp(key, "lr")) snprintf(key, sizeof key, "base_lr");
+    opt_text(o, &opt_defs[i], val, sizeof val);
+    char *end;
+    double v = strtod(val, &end);
+    int number = val[0] && !*end && strchr(val, ',') == NULL;
+    int integral = number && strchr(val, '.') == NULL && strchr(val, 'e') == NULL;
+    wrn_status s = integral ? wrn_json_int(j, key, (int64_t)strtoll(val, NULL, 10))
+                   : number ? wrn_json_double(j, key, v)
+                            : wrn_json_str(j, key, val);
+    if (s != WRN_OK) return s;
+  }
+  return WRN_OK;
+}
+
+/* The log line of a finished epoch: the run's options merged with the original's keys. */
+static wrn_status log_line_build(wrn_trainer *t, const wrn_train_event *e) {
+  wrn_json *j = t->js;
+  wrn_json_clear(j);
+  wrn_status s = log_add_options(j, &t->o);
+  if (!s) s = wrn_json_int(j, "epoch", e->epoch);
+  if (!s) s = wrn_json_double(j, "lr", e->lr);
+  if (!s) s = wrn_json_double(j, "loss", e->train_loss);
+  if (!s) s = wrn_json_double(j, "train_loss", e->train_loss);
+  if (!s) s = wrn_json_double(j, "train_acc", e->train_acc);
+  if (!s) s = wrn_json_double(j, "test_loss", e->test_loss);
+  if (!s) s = wrn_json_double(j, "test_acc", e->test_acc);
+  if (!s) s = wrn_json_double(j, "train_time", e->train_time);
+  if (!s) s = wrn_json_double(j, "test_time", e->test_time);
+  if (!s)
+    s = wrn_json_int(j, "n_parameters",
+                     (int64_t)wrn_net_param_count(wrn_replicas_primary(&t->reps)));
+  return wrn_train_context(s, "building the log line");
+}
+
+static void emit(wrn_trainer *t, wrn_train_event *e) {
+  e->state = &t->st;
+  if (t->h.event) t->h.event(e, t->h.user);
+}
+
+/* Training seconds of this epoch so far. */
+static double train_seconds(const wrn_trainer *t) {
+  return t->time_done + (t->stretch_t0 >= 0 ? wrn_seconds() - t->stretch_t0 : 0);
+}
+
+static wrn_status setup(wrn_trainer *t) {
+  wrn_train_options *o = &t->o;
+  wrn_train_state *st = &t->st;
+  int eval = t->mode == WRN_TRAIN_EVAL;
+  wrn_status s;
+  if (!eval && (s = run_dir_prepare(t)) != WRN_OK) return s;
+  /* Evaluation reads the training files too (their sizes are checked) but keeps none. */
+  wrn_dataset_options dopt = {o->dataset, o->labels, eval ? 1 : (size_t)o->train_limit,
+                              (size_t)o->test_limit};
+  TRAIN_TRY("reading the data set", wrn_dataset_open(&t->ds, o->data, &dopt));
+  if (o->classes == 0) o->classes = t->ds.n_classes;
+  if (o->classes != t->ds.n_classes)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "the model has %d classes but %s has %d",
+                    o->classes, o->data, t->ds.n_classes);
+  st->train_images = eval ? 0 : t->ds.train.n;
+  st->test_images = t->ds.test.n;
+  if ((s = wrn_replicas_open(&t->reps, o, &t->h)) != WRN_OK) return s;
+  if (!eval)
+    TRAIN_TRY("starting the data loader",
+              wrn_loader_open(&t->train_l, &t->ds.train, o->batch, o->shuffle, 1, o->seed));
+  TRAIN_TRY("starting the data loader",
+            wrn_loader_open(&t->test_l, &t->ds.test, o->batch, 0, 0, o->seed));
+  if (eval) {
+    wrn_st_file *f;
+    TRAIN_TRY("loading the checkpoint", wrn_st_open(&f, o->init));
+    s = wrn_replicas_load(&t->reps, f, o->init, 0);
+    wrn_st_close(f);
+    TRAIN_TRY("loading the checkpoint", s);
+    return WRN_OK;
+  }
+  st->steps_per_epoch = wrn_loader_steps(t->train_l); /* >= 1: the loader refuses fewer */
+  if (t->mode == WRN_TRAIN_RESUME) {
+    wrn_st_file *f;
+    TRAIN_TRY("loading the checkpoint to resume", wrn_st_open(&f, st->last_path));
+    s = wrn_replicas_load(&t->reps, f, st->last_path, 1);
+    if (s == WRN_OK) {
+      resume_state_read(t, f);
+      s = wrn_train_context(log_repair(t, f), "repairing the log");
+    } else {
+      s = wrn_train_context(s, "loading the checkpoint to resume");
+    }
+    wrn_st_close(f);
+    if (s != WRN_OK) return s;
+  } else {
+    TRAIN_TRY("initialising parameters", wrn_replicas_init(&t->reps, o->seed));
+    if (o->init[0]) {
+      wrn_st_file *f;
+      TRAIN_TRY("--init", wrn_st_open(&f, o->init));
+      s = wrn_replicas_load(&t->reps, f, o->init, 0);
+      wrn_st_close(f);
+      TRAIN_TRY("--init", s);
+    }
+  }
+  TRAIN_TRY("opening the log", wrn_jsonl_open(&t->log, st->log_path));
+  TRAIN_TRY("opening the log", wrn_json_new(&t->js));
+  return WRN_OK;
+}
+
+wrn_status wrn_trainer_open(wrn_trainer **out, const wrn_train_options *o,
+                            const wrn_train_hooks *hooks, wrn_train_mode mode) {
+  *out = NULL;
+  if (!o || !hooks || !hooks->build)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_trainer_open needs options and a build "
+                    "hook");
+  if (mode != WRN_TRAIN_NEW && mode != WRN_TRAIN_RESUME && mode != WRN_TRAIN_EVAL)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_trainer_open: unknown mode %d", (int)mode);
+  wrn_status s = wrn_train_options_check(o);
+  if (s != WRN_OK) return s;
+  if (mode == WRN_TRAIN_EVAL && !o->init[0])
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "evaluation needs a checkpoint (--init)");
+  wrn_trainer *t = calloc(1, sizeof *t);
+  if (!t) return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
+  t->o = *o;
+  t->h = *hooks;
+  t->mode = mode;
+  t->st.epoch = 1;
+  t->stretch_t0 = -1;
+  s = setup(t);
+  if (s != WRN_OK) {
+    wrn_trainer_free(t);
+    return s;
+  }
+  *out = t;
+  return WRN_OK;
+}
+
+void wrn_trainer_free(wrn_trainer *t) {
+  if (!t) return;
+  wrn_loader_free(t->train_l);
+  wrn_loader_free(t->test_l);
+  wrn_replicas_free(&t->reps);
+  wrn_dataset_free(&t->ds);
+  wrn_jsonl_close(t->log);
+  wrn_json_free(t->js);
+  free(t);
+}
+
+wrn_status wrn_trainer_warmup(wrn_trainer *t) {
+  double t0 = wrn_seconds();
+  TRAIN_TRY("warming up the kernels", wrn_replicas_warmup(&t->reps));
+  t->st.warmup_seconds = wrn_seconds() - t0;
+  t->warm = 1;
+  return WRN_OK;
+}
+
+wrn_status wrn_trainer_evaluate(wrn_trainer *t, double *loss, double *acc) {
+  double ls = 0;
+  int64_t cor = 0, seen = 0;
+  TRAIN_TRY("test data", wrn_loader_start_epoch(t->test_l, 0, 0));
+  wrn_augment a = wrn_train_augment(&t->o, 0, 0);
+  for (;;) {
+    wrn_batch b;
+    TRAIN_TRY("test data", wrn_loader_next(t->test_l, &b));
+    if (b.count == 0) break;
+    double l;
+    int c;
+    TRAIN_TRY("evaluation step", wrn_replicas_eval(&t->reps, &b, &a, &l, &c));
+    ls += l;
+    cor += c;
+    seen += b.count;
+  }
+  *loss = seen ? ls / (double)seen : NAN;
+  *acc = seen ? 100.0 * (double)cor / (double)seen : NAN;
+  return WRN_OK;
+}
+
+/* The end of an epoch: evaluation, the log line, last.safetensors (and best.safetensors when
+ * this is the best test accuracy yet), then the line appended to the log; a stop between the
+ * checkpoint and the log is repaired on resume from the line kept in the checkpoint. */
+static wrn_status epoch_end(wrn_trainer *t) {
+  wrn_train_state *st = &t->st;
+  wrn_train_event e = {.kind = WRN_TRAIN_EVENT_EPOCH, .epoch = st->epoch,
+                       .lr = wrn_train_lr(&t->o, st->epoch)};
+  e.train_time = train_seconds(t);
+  t->stretch_t0 = -1;
+  double seen = (double)(st->seen ? st->seen : 1);
+  e.train_loss = st->loss_sum / seen;
+  e.train_acc = 100.0 * (double)st->correct / seen;
+  double te0 = wrn_seconds();
+  wrn_status s = wrn_trainer_evaluate(t, &e.test_loss, &e.test_acc);
+  if (s != WRN_OK) return s;
+  e.test_time = wrn_seconds() - te0;
+  if ((s = log_line_build(t, &e)) != WRN_OK) return s;
+  st->step = 0;
+  st->loss_sum = 0, st->correct = 0, st->seen = 0, st->train_time = 0;
+  t->time_done = 0;
+  st->last_acc = e.test_acc;
+  e.best = e.test_acc > st->best_acc;
+  if (e.best) st->best_acc = e.test_acc;
+  char *line = strdup(wrn_json_text(t->js));
+  if (!line) return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
+  s = save_checkpoint(t, st->last_path, e.epoch, line);
+  if (s == WRN_OK && e.best) s = save_checkpoint(t, st->best_path, e.epoch, line);
+  if (s == WRN_OK) s = wrn_train_context(wrn_jsonl_append(t->log, t->js, NULL), "writing the log");
+  if (s == WRN_OK) {
+    st->epoch++;
+    e.log_line = line;
+    emit(t, &e);
+  }
+  free(line);
+  return s;
+}
+
+wrn_status wrn_trainer_step(wrn_trainer *t, int *done) {
+  wrn_train_state *st = &t->st;
+  if (done) *done = 0;
+  if (t->mode == WRN_TRAIN_EVAL)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "a trainer opened for evaluation cannot train");
+  if (st->epoch > t->o.epochs) {
+    if (done) *done = 1;
+    return WRN_OK;
+  }
+  if (!t->warm) {
+    wrn_status s = wrn_trainer_warmup(t);
+    if (s != WRN_OK) return s;
+  }
+  if (st->step < st->steps_per_epoch) {
+    if (t->stretch_t0 < 0) {
+      TRAIN_TRY("training data", wrn_loader_start_epoch(t->train_l, (uint64_t)st->epoch, st->step));
+      t->stretch_t0 = wrn_seconds();
+    }
+    wrn_batch b;
+    TRAIN_TRY("training data", wrn_loader_next(t->train_l, &b));
+    if (b.count == 0)
+      return wrn_fail(WRN_STATUS_FORMAT, "training data: epoch %d ended after %" PRId64
+                      " of %" PRId64 " steps", st->epoch, st->step, st->steps_per_epoch);
+    uint64_t gstep = (uint64_t)(st->epoch - 1) * (uint64_t)st->steps_per_epoch + (uint64_t)st->step;
+    wrn_augment a = wrn_train_augment(&t->o, 1, gstep);
+    wrn_sgd sgd = wrn_train_sgd(&t->o, st->epoch, st->step);
+    double l;
+    int c;
+    TRAIN_TRY("training step",
+              wrn_replicas_train(&t->reps, &b, &a, &sgd, t->o.seed, gstep, &l, &c));
+    if (!isfinite(l))
+      return wrn_fail(WRN_STATUS_FORMAT, "the loss became %g at epoch %d step %" PRId64
+                      "; lower --lr (the last checkpoint %s is intact)",
+                      l, st->epoch, st->step, st->last_path);
+    st->loss_sum += l;
+    st->correct += c;
+    st->seen += b.count;
+    st->step++;
+    st->train_time = train_seconds(t);
+    wrn_train_event e = {.kind = WRN_TRAIN_EVENT_STEP};
+    emit(t, &e);
+  }
+  if (st->step >= st->steps_per_epoch) {
+    wrn_status s = epoch_end(t);
+    if (s != WRN_OK) return s;
+  }
+  if (done) *done = st->epoch > t->o.epochs;
+  return WRN_OK;
+}
+
+wrn_status wrn_trainer_checkpoint(wrn_trainer *t) {
+  if (t->mode == WRN_TRAIN_EVAL)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "a trainer opened for evaluation has no run");
+  /* The stretch so far counts as training time; the next one starts now. */
+  if (t->stretch_t0 >= 0) {
+    double now = wrn_seconds();
+    t->time_done += now - t->stretch_t0;
+    t->stretch_t0 = now;
+  }
+  t->st.train_time = t->time_done;
+  return save_checkpoint(t, t->st.last_path, t->st.epoch - 1, NULL);
+}
+
+wrn_status wrn_trainer_run(wrn_trainer *t) {
+  for (int done = 0; !done;) {
+    if (t->h.stop && *t->h.stop) {
+      wrn_status s = wrn_trainer_checkpoint(t);
+      if (s != WRN_OK) return s;
+      return wrn_fail(WRN_STATUS_INTERRUPTED, "stopped at epoch %d step %" PRId64 "; %s written",
+                      t->st.epoch, t->st.step, t->st.last_path);
+    }
+    wrn_status s = wrn_trainer_step(t, &done);
+    if (s != WRN_OK) return s;
+  }
+  return WRN_OK;
+}
+
+const wrn_train_state *wrn_trainer_state(const wrn_trainer *t) { return &t->st; }
+const wrn_train_options *wrn_trainer_options(const wrn_trainer *t) { return &t->o; }
+wrn_net *wrn_trainer_net(const wrn_trainer *t) { return wrn_replicas_primary(&t->reps); }

@@ -1,0 +1,454 @@
+/* The trainer as a library (wrn_train.h): the recipe's schedule against the numbers in
+ * docs/wrn-recipe.md, strict option parsing, checkpoint round trips, and runs on the bundled
+ * CIFAR-10 sample: events, the log, a stop through the caller's flag, log repair and exact
+ * resume (bit-identical weights and epoch statistics), and evaluation of a checkpoint. */
+#include "harness.h"
+#include "wrn_models.h"
+#include "wrn_train.h"
+
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmp[] = "/tmp/wrn-train-XXXXXX";
+
+static void expect_error(wrn_status s, wrn_status want, const char *needle) {
+  assert_int_equal(s, want);
+  if (!strstr(wrn_last_error(), needle))
+    fail_msg("expected '%s' in the message: %s", needle, wrn_last_error());
+}
+
+static void test_schedule(void **state) {
+  (void)state;
+  wrn_train_options o;
+  wrn_train_options_default(&o);
+  /* The recipe: epochs 1-59 at 0.1, 60-119 at 0.02, 120-159 at 0.004, 160-200 at 0.0008. */
+  const struct {
+    int epoch;
+    double lr;
+  } want[] = {{1, 0.1},     {59, 0.1},     {60, 0.02},     {119, 0.02},  {120, 0.004},
+              {159, 0.004}, {160, 0.0008}, {200, 0.0008}};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    double lr = wrn_train_lr(&o, want[i].epoch);
+    if (fabs(lr - want[i].lr) > 1e-15 * want[i].lr)
+      fail_msg("epoch %d: lr %.17g, the recipe says %g", want[i].epoch, lr, want[i].lr);
+  }
+  /* Momentum: the buffer starts from the gradient on the run's first step and, with the reset
+   * on, on the first step of each drop epoch only. */
+  const struct {
+    int epoch;
+    int64_t step;
+    int first;
+  } steps[] = {{1, 0, 1}, {1, 1, 0}, {2, 0, 0}, {60, 0, 1}, {60, 1, 0}, {61, 0, 0}, {120, 0, 1},
+               {160, 0, 1}, {160, 389, 0}};
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    wrn_sgd s = wrn_train_sgd(&o, steps[i].epoch, steps[i].step);
+    if (s.first_step != steps[i].first)
+      fail_msg("epoch %d step %lld: first_step %d, want %d", steps[i].epoch,
+               (long long)steps[i].step, s.first_step, steps[i].first);
+    assert_true(s.lr == wrn_train_lr(&o, steps[i].epoch));
+    assert_true(s.momentum == 0.9 && s.weight_decay == 5e-4 && s.nesterov == 1);
+  }
+  o.momentum_reset = 0;
+  assert_int_equal(wrn_train_sgd(&o, 60, 0).first_step, 0);
+  assert_int_equal(wrn_train_sgd(&o, 1, 0).first_step, 1);
+  /* The input pipeline: augmentation in training only, keyed by the global step. */
+  wrn_augment a = wrn_train_augment(&o, 1, 1234), e = wrn_train_augment(&o, 0, 0);
+  assert_int_equal(a.augment, 1);
+  assert_int_equal(e.augment, 0);
+  assert_int_equal(a.pad, 4);
+  assert_true(a.step == 1234);
+  assert_true(a.mean[0] == 125.3f && a.std[2] == 66.7f);
+  o.augment = 0;
+  assert_int_equal(wrn_train_augment(&o, 1, 5).augment, 0);
+}
+
+static void test_options(void **state) {
+  (void)state;
+  wrn_train_options o, keep;
+  wrn_train_options_default(&o);
+  WT_OK(wrn_train_option_set(&o, "--lr", "0.05"));
+  assert_true(o.lr == 0.05);
+  WT_OK(wrn_train_option_set(&o, "--epoch-step", "10,20"));
+  assert_int_equal(o.n_lr_drops, 2);
+  assert_int_equal(o.lr_drops[1], 20);
+  WT_OK(wrn_train_option_set(&o, "--augment", "off"));
+  assert_int_equal(o.augment, 0);
+  WT_OK(wrn_train_option_set(&o, "--dataset", "cifar100"));
+  assert_int_equal(o.dataset, WRN_DATASET_CIFAR100);
+  WT_OK(wrn_train_option_set(&o, "--seed", "18446744073709551615"));
+  assert_true(o.seed == UINT64_MAX);
+  keep = o;
+  /* Refused, naming the option, and nothing changes. */
+  const struct {
+    const char *name, *value;
+  } bad[] = {{"--lr", "-1"},          {"--lr", "0.1x"},         {"--lr", "nan"},
+             {"--batch", "0"},        {"--epochs", "1e3"},       {"--epoch-step", "10,"},
+             {"--epoch-step", "x"},   {"--augment", "maybe"},    {"--seed", "-3"},
+             {"--dataset", "svhn"},   {"--labels", "medium"},    {"--momentum", "1"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    expect_error(wrn_train_option_set(&o, bad[i].name, bad[i].value),
+                 WRN_STATUS_INVALID_ARGUMENT, bad[i].name);
+    assert_memory_equal(&o, &keep, sizeof o);
+  }
+  assert_int_equal(wrn_train_option_known("--wd"), 1);
+  assert_int_equal(wrn_train_option_known("--frobnicate"), 0);
+  expect_error(wrn_train_option_set(&o, "--frobnicate", "1"), WRN_STATUS_INVALID_ARGUMENT,
+               "--frobnicate");
+  /* A value longer than its field is refused, never cut. */
+  char longpath[1500];
+  memset(longpath, 'a', sizeof longpath - 1);
+  longpath[sizeof longpath - 1] = '\0';
+  expect_error(wrn_train_option_set(&o, "--data", longpath), WRN_STATUS_INVALID_ARGUMENT,
+               "--data");
+  assert_memory_equal(&o, &keep, sizeof o);
+  /* What no single option can say. */
+  expect_error(wrn_train_options_check(&o), WRN_STATUS_INVALID_ARGUMENT, "--data");
+  WT_OK(wrn_train_option_set(&o, "--data", "somewhere"));
+  WT_OK(wrn_train_option_set(&o, "--epoch-step", "20,10"));
+  expect_error(wrn_train_options_check(&o), WRN_STATUS_INVALID_ARGUMENT, "--epoch-step");
+  WT_OK(wrn_train_option_set(&o, "--epoch-step", ""));
+  assert_int_equal(o.n_lr_drops, 0);
+  WT_OK(wrn_train_options_check(&o));
+}
+
+/* A WRN-10-1 on 3x8x8 inputs (4 classes) on the float test device. */
+static wrn_net *tiny_net(int width, uint64_t seed) {
+  wrn_model_spec s = {10, width, 4, 0, 3, 8, 8};
+  wrn_net *net;
+  WT_OK(wrn_net_create(&net, t_ctx32(), 4, NULL));
+  WT_OK(wrn_model_build(net, &s));
+  WT_OK(wrn_net_finalize(net));
+  WT_OK(wrn_net_init_params(net, seed));
+  return net;
+}
+
+static void expect_same_flat(wrn_net *a, wrn_net *b, int which) {
+  size_t n = wrn_net_flat_count(a, which);
+  assert_int_equal(n, wrn_net_flat_count(b, which));
+  double *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+  WT_OK(wrn_net_read(a, which, x));
+  WT_OK(wrn_net_read(b, which, y));
+  for (size_t i = 0; i < n; i++)
+    if (memcmp(&x[i], &y[i], sizeof x[i]))
+      fail_msg("flat array %d differs at %zu: %.9g vs %.9g", which, i, x[i], y[i]);
+  free(x), free(y);
+}
+
+static void test_checkpoint_roundtrip(void **state) {
+  (void)state;
+  wrn_net *a = tiny_net(1, 5), *b = tiny_net(1, 6), *other = tiny_net(2, 5);
+  /* One step, so that momentum and the running statistics hold something. */
+  size_t nin = 4 * 3 * 8 * 8;
+  double *x = malloc(nin * sizeof *x);
+  t_rand(x, nin, -1, 1, 3);
+  int32_t labels[4] = {0, 1, 2, 3};
+  WT_OK(wrn_net_set_input_real(a, x, labels, 4));
+  wrn_sgd sgd = {0.1, 0.9, 5e-4, 1, 1};
+  double loss;
+  int correct;
+  WT_OK(wrn_train_step(a, 4, &sgd, 1, 0, &loss, &correct));
+  assert_true(isfinite(loss) && correct >= 0 && correct <= 4);
+  char path[256];
+  snprintf(path, sizeof path, "%s/roundtrip.safetensors", tmp);
+  wrn_checkpoint_meta meta[] = {{"--model", "tiny"}, {"note", "round trip"}};
+  WT_OK(wrn_checkpoint_save(a, path, meta, 2, 1));
+  wrn_st_file *f;
+  WT_OK(wrn_st_open(&f, path));
+  assert_string_equal(wrn_st_meta(f, "note"), "round trip");
+  assert_non_null(wrn_st_find(f, "momentum.fc.weight"));
+  /* Without momentum only the weights and statistics come over. */
+  double *mom_before = malloc(wrn_net_flat_count(b, 2) * sizeof *mom_before);
+  WT_OK(wrn_net_read(b, 2, mom_before));
+  WT_OK(wrn_checkpoint_load(b, f, path, 0));
+  expect_same_flat(a, b, 0);
+  expect_same_flat(a, b, 3);
+  double *mom_after = malloc(wrn_net_flat_count(b, 2) * sizeof *mom_after);
+  WT_OK(wrn_net_read(b, 2, mom_after));
+  assert_memory_equal(mom_before, mom_after, wrn_net_flat_count(b, 2) * sizeof *mom_after);
+  WT_OK(wrn_checkpoint_load(b, f, path, 1));
+  expect_same_flat(a, b, 2);
+  /* Another model: refused with the tensor named, and the network left as it was. */
+  double *p_before = malloc(wrn_net_flat_count(other, 0) * sizeof *p_before),
+         *p_after = malloc(wrn_net_flat_count(other, 0) * sizeof *p_after);
+  WT_OK(wrn_net_read(other, 0, p_before));
+  expect_error(wrn_checkpoint_load(other, f, path, 1), WRN_STATUS_FORMAT, "another model");
+  WT_OK(wrn_net_read(other, 0, p_after));
+  assert_memory_equal(p_before, p_after, wrn_net_flat_count(other, 0) * sizeof *p_after);
+  /* Options come back only from a checkpoint that has them, and bad ones are refused. */
+  wrn_train_options o;
+  wrn_train_options_default(&o);
+  WT_OK(wrn_train_options_load(&o, path, 1));
+  assert_string_equal(o.model, "tiny");
+  wrn_checkpoint_meta bad[] = {{"--model", "tiny"}, {"--lr", "fast"}};
+  WT_OK(wrn_checkpoint_save(a, path, bad, 2, 0));
+  expect_error(wrn_train_options_load(&o, path, 0), WRN_STATUS_FORMAT, "--lr=fast");
+  WT_OK(wrn_checkpoint_save(a, path, bad + 1, 0, 0));
+  expect_error(wrn_train_options_load(&o, path, 1), WRN_STATUS_FORMAT, "not a wrn checkpoint");
+  wrn_st_close(f);
+  free(x), free(mom_before), free(mom_after), free(p_before), free(p_after);
+  wrn_net_free(a), wrn_net_free(b), wrn_net_free(other);
+}
+
+/* ---------------------------------------------------------------- runs on the sample */
+
+typedef struct watch {
+  int steps, epochs;
+  int stop_after; /* sets stop once this many steps ran; 0 never */
+  volatile sig_atomic_t stop;
+  double last_test_loss, last_test_acc, first_train_loss, last_train_loss;
+  char last_line[8192];
+} watch;
+
+static void on_event(const wrn_train_event *e, void *user) {
+  watch *w = user;
+  if (e->kind == WRN_TRAIN_EVENT_STEP) {
+    w->steps++;
+    assert_true(e->state->step >= 1 && e->state->step <= e->state->steps_per_epoch);
+    if (w->stop_after && w->steps >= w->stop_after) w->stop = 1;
+    return;
+  }
+  w->epochs++;
+  assert_true(isfinite(e->train_loss) && isfinite(e->test_loss));
+  assert_true(e->test_acc >= 0 && e->test_acc <= 100);
+  assert_int_equal(e->state->epoch, e->epoch + 1);
+  assert_int_equal(e->state->step, 0);
+  if (w->epochs == 1) w->first_train_loss = e->train_loss;
+  w->last_train_loss = e->train_loss;
+  w->last_test_loss = e->test_loss;
+  w->last_test_acc = e->test_acc;
+  snprintf(w->last_line, sizeof w->last_line, "%s", e->log_line);
+}
+
+static wrn_status build(wrn_net *net, const wrn_train_options *o, void *user) {
+  (void)user;
+  wrn_model_spec s = {0, 0, o->classes, o->dropout, 3, 32, 32};
+  wrn_status st = wrn_model_parse(o->model, &s);
+  return st != WRN_OK ? st : wrn_model_build(net, &s);
+}
+
+static void sample_options(wrn_train_options *o, const char *run, int epochs) {
+  const char *src = getenv("WRN_SOURCE_DIR"), *dev = getenv("WRN_TEST_DEVICE");
+  char v[2048];
+  wrn_train_options_default(o);
+  snprintf(v, sizeof v, "%s/data/cifar10-sample", src ? src : WRN_SOURCE_DIR);
+  WT_OK(wrn_train_option_set(o, "--data", v));
+  snprintf(v, sizeof v, "%s/%s", tmp, run);
+  WT_OK(wrn_train_option_set(o, "--out", v));
+  WT_OK(wrn_train_option_set(o, "--device", dev ? dev : "cpu"));
+  /* 4 steps of 32 per epoch; dropout so that the masks' keys are exercised too. */
+  WT_OK(wrn_train_option_set(o, "--model", "wrn-10-1"));
+  WT_OK(wrn_train_option_set(o, "--train-limit", "128"));
+  WT_OK(wrn_train_option_set(o, "--test-limit", "40"));
+  WT_OK(wrn_train_option_set(o, "--batch", "32"));
+  WT_OK(wrn_train_option_set(o, "--dropout", "0.3"));
+  WT_OK(wrn_train_option_set(o, "--epoch-step", "2"));
+  o->epochs = epochs;
+}
+
+static wrn_status run_once(const wrn_train_options *o, wrn_train_mode mode, watch *w) {
+  wrn_train_hooks h = {build, on_event, w, &w->stop};
+  wrn_trainer *t;
+  wrn_status s = wrn_trainer_open(&t, o, &h, mode);
+  if (s != WRN_OK) return s;
+  s = wrn_trainer_run(t);
+  wrn_trainer_free(t);
+  return s;
+}
+
+static int log_lines(const char *run, int *epochs) {
+  char p[512], line[65536];
+  snprintf(p, sizeof p, "%s/%s/log.jsonl", tmp, run);
+  FILE *f = fopen(p, "r");
+  if (!f) return -1;
+  int n = 0;
+  while (fgets(line, sizeof line, f)) {
+    char *e = strstr(line, "\"epoch\":");
+    assert_non_null(e);
+    if (n < 8) epochs[n] = atoi(e + 8);
+    n++;
+  }
+  fclose(f);
+  return n;
+}
+
+static void same_weights(const char *run_a, const char *run_b) {
+  char a[512], b[512];
+  snprintf(a, sizeof a, "%s/%s/last.safetensors", tmp, run_a);
+  snprintf(b, sizeof b, "%s/%s/last.safetensors", tmp, run_b);
+  wrn_st_file *fa, *fb;
+  WT_OK(wrn_st_open(&fa, a));
+  WT_OK(wrn_st_open(&fb, b));
+  assert_int_equal(wrn_st_count(fa), wrn_st_count(fb));
+  for (int i = 0; i < wrn_st_count(fa); i++) {
+    const wrn_st_tensor *ta = wrn_st_at(fa, i), *tb = wrn_st_find(fb, ta->name);
+    assert_non_null(tb);
+    assert_int_equal(ta->nbytes, tb->nbytes);
+    if (memcmp(ta->data, tb->data, ta->nbytes))
+      fail_msg("tensor %s differs between %s and %s", ta->name, a, b);
+  }
+  wrn_st_close(fa);
+  wrn_st_close(fb);
+}
+
+/* The value of "key": in a log line, as text. */
+static void json_field(const char *line, const char *key, char *out, size_t n) {
+  char k[64];
+  snprintf(k, sizeof k, "\"%s\":", key);
+  const char *p = strstr(line, k);
+  assert_non_null(p);
+  p += strlen(k);
+  size_t len = strcspn(p, ",}");
+  snprintf(out, n, "%.*s", (int)len, p);
+}
+
+static void test_run_stop_resume(void **state) {
+  (void)state;
+  wrn_train_options o;
+  /* The uninterrupted run: 2 epochs of 4 steps. */
+  watch full = {0};
+  sample_options(&o, "full", 2);
+  WT_OK(run_once(&o, WRN_TRAIN_NEW, &full));
+  assert_int_equal(full.steps, 8);
+  assert_int_equal(full.epochs, 2);
+  int ep[8];
+  assert_int_equal(log_lines("full", ep), 2);
+  assert_int_equal(ep[0], 1);
+  assert_int_equal(ep[1], 2);
+  print_message("full run: train loss %.4f -> %.4f, test accuracy %.2f%%\n",
+                full.first_train_loss, full.last_train_loss, full.last_test_acc);
+  /* The same folder again as a new run is refused and left alone. */
+  watch w = {0};
+  expect_error(run_once(&o, WRN_TRAIN_NEW, &w), WRN_STATUS_INVALID_ARGUMENT, "--resume");
+  assert_int_equal(log_lines("full", ep), 2);
+
+  /* One epoch, then a stop between its checkpoint and its log line (the line is lost). */
+  watch part = {0};
+  sample_options(&o, "part", 1);
+  WT_OK(run_once(&o, WRN_TRAIN_NEW, &part));
+  char logp[512];
+  snprintf(logp, sizeof logp, "%s/part/log.jsonl", tmp);
+  assert_int_equal(truncate(logp, 0), 0);
+  /* Resume for a second epoch from the stored options; the caller's flag stops it after two
+   * steps, with a checkpoint there. */
+  char last[512];
+  snprintf(last, sizeof last, "%s/part/last.safetensors", tmp);
+  wrn_train_options r;
+  wrn_train_options_default(&r);
+  WT_OK(wrn_train_options_load(&r, last, 0));
+  assert_string_equal(r.model, "wrn-10-1");
+  assert_true(r.dropout == 0.3);
+  assert_int_equal(r.batch, 32);
+  r.epochs = 2;
+  snprintf(r.out, sizeof r.out, "%s/part", tmp);
+  snprintf(r.device, sizeof r.device, "%s", o.device);
+  watch stop = {0};
+  stop.stop_after = 2;
+  expect_error(run_once(&r, WRN_TRAIN_RESUME, &stop), WRN_STATUS_INTERRUPTED, "last.safetensors");
+  assert_int_equal(stop.steps, 2);
+  assert_int_equal(stop.epochs, 0);
+  assert_int_equal(log_lines("part", ep), 1); /* repaired from the checkpoint */
+  assert_int_equal(ep[0], 1);
+  /* And on to the end. */
+  wrn_train_options_default(&r);
+  WT_OK(wrn_train_options_load(&r, last, 0));
+  snprintf(r.out, sizeof r.out, "%s/part", tmp);
+  snprintf(r.device, sizeof r.device, "%s", o.device);
+  assert_int_equal(r.epochs, 2);
+  watch rest = {0};
+  wrn_train_hooks h = {build, on_event, &rest, &rest.stop};
+  wrn_trainer *t;
+  WT_OK(wrn_trainer_open(&t, &r, &h, WRN_TRAIN_RESUME));
+  assert_int_equal(wrn_trainer_state(t)->epoch, 2);
+  assert_int_equal(wrn_trainer_state(t)->step, 2);
+  WT_OK(wrn_trainer_run(t));
+  int done = 0;
+  WT_OK(wrn_trainer_step(t, &done)); /* past the end: nothing more */
+  assert_int_equal(done, 1);
+  wrn_trainer_free(t);
+  assert_int_equal(rest.steps, 2);
+  assert_int_equal(rest.epochs, 1);
+  assert_int_equal(log_lines("part", ep), 2);
+  assert_int_equal(ep[1], 2);
+  /* Bit-identical weights, and the same epoch statistics across the stop (the epoch's loss
+   * and accuracy counters are carried in the checkpoint). */
+  same_weights("full", "part");
+  const char *keys[] = {"train_loss", "train_acc", "test_loss", "test_acc", "lr"};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    char a[64], b[64];
+    json_field(full.last_line, keys[i], a, sizeof a);
+    json_field(rest.last_line, keys[i], b, sizeof b);
+    if (strcmp(a, b)) fail_msg("epoch 2 %s: %s uninterrupted, %s resumed", keys[i], a, b);
+  }
+
+  /* Evaluating the last checkpoint gives what the run measured after its last epoch. */
+  wrn_train_options e;
+  sample_options(&e, "unused", 1);
+  e.out[0] = '\0';
+  snprintf(last, sizeof last, "%s/full/last.safetensors", tmp);
+  WT_OK(wrn_train_option_set(&e, "--init", last));
+  WT_OK(wrn_train_options_load(&e, last, 1));
+  wrn_train_hooks eh = {build, NULL, NULL, NULL};
+  WT_OK(wrn_trainer_open(&t, &e, &eh, WRN_TRAIN_EVAL));
+  double loss, acc;
+  WT_OK(wrn_trainer_evaluate(t, &loss, &acc));
+  assert_true(loss == full.last_test_loss);
+  assert_true(acc == full.last_test_acc);
+  expect_error(wrn_trainer_step(t, NULL), WRN_STATUS_INVALID_ARGUMENT, "evaluation");
+  wrn_trainer_free(t);
+  struct stat st;
+  char unused[512];
+  snprintf(unused, sizeof unused, "%s/unused", tmp);
+  assert_int_not_equal(stat(unused, &st), 0); /* evaluation makes no run folder */
+}
+
+static void test_open_errors(void **state) {
+  (void)state;
+  wrn_train_options o;
+  wrn_trainer *t = (wrn_trainer *)&o; /* not NULL, so that a failing open must clear it */
+  sample_options(&o, "errors", 1);
+  wrn_train_hooks none = {NULL, NULL, NULL, NULL}, h = {build, NULL, NULL, NULL};
+  expect_error(wrn_trainer_open(&t, &o, &none, WRN_TRAIN_NEW), WRN_STATUS_INVALID_ARGUMENT,
+               "build");
+  assert_null(t);
+  expect_error(wrn_trainer_open(&t, &o, &h, WRN_TRAIN_EVAL), WRN_STATUS_INVALID_ARGUMENT,
+               "--init");
+  /* Nothing to resume in an empty folder. */
+  expect_error(wrn_trainer_open(&t, &o, &h, WRN_TRAIN_RESUME), WRN_STATUS_IO,
+               "last.safetensors");
+  assert_null(t);
+  /* More images per batch than the split has. */
+  WT_OK(wrn_train_option_set(&o, "--batch", "256"));
+  expect_error(wrn_trainer_open(&t, &o, &h, WRN_TRAIN_NEW), WRN_STATUS_INVALID_ARGUMENT,
+               "fewer than one batch");
+  /* A model whose classes the data set does not have. */
+  WT_OK(wrn_train_option_set(&o, "--batch", "32"));
+  WT_OK(wrn_train_option_set(&o, "--classes", "100"));
+  expect_error(wrn_trainer_open(&t, &o, &h, WRN_TRAIN_NEW), WRN_STATUS_INVALID_ARGUMENT,
+               "100 classes");
+}
+
+static int setup(void **state) {
+  (void)state;
+  /* wrn_gemm's auto mode picks CLBlast or its own kernel per shape by timing both, so two
+   * contexts on a busy machine may round differently; exactness across runs needs one fixed
+   * choice (unless the caller set one). */
+  setenv("WRN_GEMM", "own", 0);
+  return mkdtemp(tmp) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  t_ctx_close_all();
+  t_rm_tree(tmp);
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_schedule), cmocka_unit_test(test_options),
+      cmocka_unit_test(test_checkpoint_roundtrip), cmocka_unit_test(test_open_errors),
+      cmocka_unit_test(test_run_stop_resume)};
+  return cmocka_run_group_tests_name("train", tests, setup, teardown);
+}
