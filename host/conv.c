@@ -162,6 +162,17 @@ int wrn_conv_algo_variants(wrn_ctx *ctx, int i, const wrn_conv_shape *s, wrn_con
   return n;
 }
 
+wrn_status wrn_conv_choice_check(const char *choice) {
+  conv_params p;
+  if (!parse_choice(choice, &p))
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "'%s' is not a convolution algorithm choice: give one of im2col, "
+                    "implicit, splitk, winograd2, winograd4, fft, optionally with "
+                    ":KEY=V,... parameters (or auto)",
+                    choice ? choice : "(null)");
+  return WRN_OK;
+}
+
 static int is_auto(const char *algo) { return !algo || !algo[0] || !strcmp(algo, "auto"); }
 
 int wrn_conv_algo_supports(wrn_ctx *ctx, const char *algo, const wrn_conv_shape *s,

@@ -438,7 +438,12 @@ wrn_status wrn_net_plan(wrn_net *n) {
 
 /* The replayed choice for (layer, pass), copied into out; 0 when the replay has none. */
 static int replayed(const wrn_net *n, const layer *l, wrn_conv_pass pass, char *out, size_t len) {
-  if (!n->replay) return 0;
+  if (!n->replay || !strcmp(n->replay, "auto")) return 0;
+  if (!strchr(n->replay, '@')) { /* one choice for every layer and pass it supports */
+    if (strlen(n->replay) >= len) return 0;
+    snprintf(out, len, "%s", n->replay);
+    return 1;
+  }
   char key[160];
   snprintf(key, sizeof key, "%s@%s=", l->name, wrn_conv_pass_name(pass));
   const size_t kl = strlen(key);
@@ -488,6 +493,37 @@ wrn_status wrn_net_set_conv_choices(wrn_net *n, const char *text) {
   if (!n) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "set_conv_choices: NULL network");
   if (n->finalized)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "set_conv_choices after finalize");
+  /* Each entry must read as a choice: a typo is refused here, not silently replaced by the
+   * tuner's pick. */
+  if (text && text[0] && strcmp(text, "auto")) {
+    for (const char *p = text; *p;) {
+      const char *end = strchr(p, ';');
+      size_t el = end ? (size_t)(end - p) : strlen(p);
+      char entry[WRN_CONV_CHOICE_MAX + 160];
+      if (el >= sizeof entry)
+        return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "conv choices: an entry of %zu characters "
+                        "is too long", el);
+      memcpy(entry, p, el);
+      entry[el] = '\0';
+      const char *choice = entry;
+      if (strchr(text, '@')) {
+        char *at = strchr(entry, '@'), *eq = at ? strchr(at, '=') : NULL;
+        if (!at || !eq)
+          return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                          "conv choices: '%s' is not layer@pass=choice", entry);
+        *eq = '\0';
+        int known = 0;
+        for (int q = 0; q < WRN_CONV_PASSES; q++)
+          known |= !strcmp(at + 1, wrn_conv_pass_name((wrn_conv_pass)q));
+        if (!known)
+          return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "conv choices: '%s' is no pass "
+                          "(forward, backward-data, backward-weight)", at + 1);
+        choice = eq + 1;
+      }
+      WRN_TRY(wrn_conv_choice_check(choice));
+      p += el + (end ? 1 : 0);
+    }
+  }
   char *c = NULL;
   if (text && text[0] && !(c = strdup(text)))
     return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");

@@ -45,6 +45,17 @@ static int store_path(const wrn_ctx *ctx, char *out, size_t n) {
   return len < 0 || (size_t)len >= n ? -1 : 0;
 }
 
+wrn_status wrn_ctx_tune_file(const wrn_ctx *ctx, char *out, size_t n) {
+  if (!ctx || !out || n == 0) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "tune_file: NULL argument");
+  out[0] = '\0';
+  if (ctx->no_cache) return WRN_OK;
+  if (store_path(ctx, out, n) != 0) {
+    out[0] = '\0';
+    return wrn_fail(WRN_STATUS_IO, "the tuner has no cache folder (set XDG_CACHE_HOME or HOME)");
+  }
+  return WRN_OK;
+}
+
 static uint64_t line_sum(const char *key, const char *val, const char *ms) {
   uint64_t h = wrn_hash64(WRN_HASH_INIT, key, strlen(key));
   h = wrn_hash64(h, "\t", 1);

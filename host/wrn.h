@@ -253,6 +253,10 @@ const char *wrn_conv_algo_name(int i);
  * (s, pass) on ctx's device: up to max strings into out; returns how many. */
 int wrn_conv_algo_variants(wrn_ctx *ctx, int i, const wrn_conv_shape *s, wrn_conv_pass pass,
                            char (*out)[WRN_CONV_CHOICE_MAX], int max);
+/* WRN_OK when `choice` is written like a choice (a known name, parameters as KEY=V with
+ * upper-case keys and non-negative values); INVALID_ARGUMENT with a message otherwise.
+ * Whether a shape supports it is wrn_conv_algo_supports's question. */
+wrn_status wrn_conv_choice_check(const char *choice);
 /* 1 when the choice `algo` (name[:params]) runs `pass` of s on ctx's device, else 0 (an
  * unknown name or malformed parameters also give 0). */
 int wrn_conv_algo_supports(wrn_ctx *ctx, const char *algo, const wrn_conv_shape *s,
@@ -267,6 +271,8 @@ size_t wrn_conv_algo_workspace(wrn_ctx *ctx, const char *algo, const wrn_conv_sh
  * choice was timed now, 0 when it came from memory, the disk cache or WRN_CONV_ALGO. */
 wrn_status wrn_conv_choose(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pass pass,
                            size_t max_ws_elems, char *out, size_t n, int *measured);
+/* The tuner's file for this context's device ("" with WRN_NO_CACHE / no_cache). */
+wrn_status wrn_ctx_tune_file(const wrn_ctx *ctx, char *out, size_t n);
 /* Runs one pass with the choice `algo` ("auto"/NULL/"" asks wrn_conv_choose with
  * io->ws_elems as the bound). */
 wrn_status wrn_conv_run(wrn_ctx *ctx, const char *algo, wrn_conv_pass pass,

@@ -133,7 +133,8 @@ int wrn_net_warmup_needed(const wrn_net *net);
  * layer and pass, within max_workspace_elems. The choices, as text
  * "layer@pass=choice;...", can be read after finalize and given to another network of the
  * same model before its finalize, which then uses them where they still fit (a checkpoint
- * records them so a resumed run computes with the same kernels). */
+ * records them so a resumed run computes with the same kernels). The text may also be one
+ * choice without '@' ("winograd4"), used wherever it supports the layer, or "auto". */
 wrn_status wrn_net_set_conv_choices(wrn_net *net, const char *text);
 wrn_status wrn_net_conv_choices(const wrn_net *net, char *out, size_t len);
 /* The choice of conv layer i for a pass ("" for other layers and unused passes). */

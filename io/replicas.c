@@ -21,6 +21,8 @@ wrn_status wrn_replicas_open(wrn_replicas *R, const wrn_train_options *o,
   no.max_workspace_elems = (size_t)(o->workspace_mib * 1048576.0 / 4);
   TRAIN_TRY("setting up the model", wrn_net_create(&p->net, p->ctx, o->batch, &no));
   TRAIN_TRY("setting up the model", hooks->build(p->net, o, hooks->user));
+  if (o->conv_algo[0])
+    TRAIN_TRY("setting up the model", wrn_net_set_conv_choices(p->net, o->conv_algo));
   TRAIN_TRY("setting up the model", wrn_net_finalize(p->net));
   return WRN_OK;
 }
@@ -45,7 +47,11 @@ wrn_status wrn_replicas_load(wrn_replicas *R, const wrn_st_file *f, const char *
   return wrn_checkpoint_load(R->r[0].net, f, path, with_momentum);
 }
 
-wrn_status wrn_replicas_warmup(wrn_replicas *R) { return wrn_net_warmup(R->r[0].net); }
+/* Nothing to do when every kernel came from the disk cache and no convolution choice was
+ * measured: the first step then starts at once. */
+wrn_status wrn_replicas_warmup(wrn_replicas *R) {
+  return wrn_net_warmup_needed(R->r[0].net) ? wrn_net_warmup(R->r[0].net) : WRN_OK;
+}
 
 wrn_status wrn_replicas_train(wrn_replicas *R, const wrn_batch *b, const wrn_augment *a,
                               const wrn_sgd *sgd, uint64_t dropout_seed, uint64_t step,

@@ -90,6 +90,7 @@ static const opt_def opt_defs[] = {
     OPT("--device", OPT_STR, device, 0, 0, 0),
     OPT("--out", OPT_STR, out, 0, 0, 0),
     OPT("--init", OPT_STR, init, 0, 0, 0),
+    OPT("--conv-algo", OPT_STR, conv_algo, 0, 0, 0),
 };
 #undef OPT
 #define N_OPTS ((int)(sizeof opt_defs / sizeof opt_defs[0]))
@@ -240,6 +241,15 @@ static wrn_status options_from(wrn_train_options *o, const wrn_st_file *f, const
       snprintf(msg, sizeof msg, "%s", wrn_last_error());
       return wrn_fail(WRN_STATUS_FORMAT, "%s holds a bad option %s=%s: %s", path, k, v, msg);
     }
+  }
+  /* The convolution algorithms the run computed with (not an option of its own: the
+   * choices the tuner made, whatever --conv-algo asked). */
+  const char *ca = model_only ? NULL : wrn_st_meta(f, "conv_algos");
+  if (ca) {
+    if (strlen(ca) >= sizeof o->conv_algo)
+      return wrn_fail(WRN_STATUS_FORMAT, "%s: its conv_algos metadata is %zu characters long, "
+                      "the most is %zu", path, strlen(ca), sizeof o->conv_algo - 1);
+    memmove(o->conv_algo, ca, strlen(ca) + 1);
   }
   return WRN_OK;
 }
@@ -454,6 +464,10 @@ static wrn_status save_checkpoint(wrn_trainer *t, const char *path, int complete
   meta[m++] = (wrn_checkpoint_meta){"partial_train_time", tt};
   meta[m++] = (wrn_checkpoint_meta){"best_test_acc", best};
   if (log_line) meta[m++] = (wrn_checkpoint_meta){"log_line", log_line};
+  static _Thread_local char algos[WRN_TRAIN_CONV_ALGO_MAX];
+  TRAIN_TRY("writing a checkpoint",
+            wrn_net_conv_choices(wrn_replicas_primary(&t->reps), algos, sizeof algos));
+  meta[m++] = (wrn_checkpoint_meta){"conv_algos", algos};
   TRAIN_TRY("writing a checkpoint",
             wrn_checkpoint_save(wrn_replicas_primary(&t->reps), path, meta, m, 1));
   return WRN_OK;

@@ -34,6 +34,8 @@ extern "C" {
 
 #define WRN_TRAIN_MAX_DROPS 16 /* learning-rate drops in a schedule */
 
+#define WRN_TRAIN_CONV_ALGO_MAX 16384
+
 typedef struct wrn_train_options {
   /* The model: opaque to the trainer, read by the build hook (wrn_train_hooks). */
   char model[64];  /* --model: a name for the build hook ("wrn-28-10") */
@@ -56,6 +58,11 @@ typedef struct wrn_train_options {
   int bn_gamma_one;             /* --bn-gamma-one on|off (off): BN gamma starts at 1 */
   uint64_t seed;                /* --seed (1): initialisation, order, augmentation, dropout */
   double workspace_mib;         /* --workspace-mib (1024): bound on the conv workspace */
+  /* --conv-algo: "" or "auto" lets the tuner choose each conv layer's algorithm per pass; a
+   * choice ("winograd4", "implicit:BM=...") is used wherever it supports the layer; a list
+   * "layer@pass=choice;..." (what checkpoints record as conv_algos) replays a run's choices.
+   * A resumed run takes the checkpoint's list, so it computes with the same kernels. */
+  char conv_algo[WRN_TRAIN_CONV_ALGO_MAX];
   /* Where the run goes; not stored in checkpoints. */
   char device[256]; /* --device: a wrn_device_select selector; "" the default device */
   char out[1024];   /* --out: the run folder; "" gives runs/<model>-<yyyymmdd-hhmmss> */

@@ -209,6 +209,26 @@ int bench_json_write(const char *cmd, const char *path, const bench_set *s) {
         fputc('}', f);
       }
       fputc(']', f);
+      if (r->nconv) {
+        fprintf(f, ",\"conv\":[");
+        for (int c = 0; c < r->nconv; c++) {
+          const bench_conv *cv = &r->conv[c];
+          fprintf(f, "%s{\"layer\":", c ? "," : "");
+          json_str(f, cv->layer);
+          fprintf(f, ",\"pass\":");
+          json_str(f, cv->pass);
+          fprintf(f, ",\"shape\":");
+          json_str(f, cv->shape);
+          fprintf(f, ",\"algo\":");
+          json_str(f, cv->algo);
+          fprintf(f, ",\"ms\":");
+          json_num(f, cv->ms);
+          fprintf(f, ",\"gflops\":");
+          json_num(f, cv->gflops);
+          fputc('}', f);
+        }
+        fputc(']', f);
+      }
     }
     fputc('}', f);
   }

@@ -6,6 +6,12 @@
 
 #include "wrn.h"
 
+/* One conv layer's pass in a profiled step: its algorithm choice and device time. */
+typedef struct bench_conv {
+  char layer[96], pass[20], algo[128], shape[64];
+  double ms, gflops; /* per step; useful FLOPs of the direct convolution per second */
+} bench_conv;
+
 typedef struct bench_row {
   wrn_device_info dev;
   int batch;
@@ -18,6 +24,8 @@ typedef struct bench_row {
   wrn_profile prof; /* summed over prof_steps */
   int prof_steps;
   double step_flops; /* useful FLOPs of one step */
+  bench_conv *conv;  /* per conv layer and pass (malloc'ed; NULL when not profiled) */
+  int nconv;
 } bench_row;
 
 /* The host a set was measured on, and how busy it was meanwhile. */

@@ -26,6 +26,8 @@ typedef struct bench_opts {
   int eval; /* mode */
   const char *json, *report;
   int profile_steps;
+  const char *conv_algo; /* NULL: the tuner's choice */
+  double workspace_mib;
 } bench_opts;
 
 static int cmp_double(const void *a, const void *b) {
@@ -46,12 +48,16 @@ static void usage(FILE *f) {
           "usage: wrn bench [--model wrn-D-K] [--batch N[,N...]] [--device X | --all-devices]\n"
           "                 [--steps N] [--warmup M] [--mode train|eval] [--dropout P]\n"
           "                 [--classes N] [--profile-steps N] [--json FILE] [--report DIR]\n"
+          "                 [--conv-algo auto|NAME[:K=V,...]] [--workspace-mib M]\n"
           "Runs full training steps (forward, loss, backward, SGD update: the training path)\n"
           "or inference on synthetic data and reports per device and batch: the median and\n"
           "spread of ms per step, images/s, achieved TFLOP/s of the model's useful FLOPs and\n"
           "its share of the device's fp32 peak (measured by a GEMM-free FMA probe), peak device\n"
           "memory, kernel-ready time cold (no cache) and warm, and a per-op profile from OpenCL\n"
-          "event profiling. Defaults: wrn-28-10, batch 128, 10 steps after 3 warm-up steps.\n");
+          "event profiling, with each conv layer's algorithm, time and GFLOP/s per pass.\n"
+          "--conv-algo forces one convolution algorithm wherever it supports a layer (the\n"
+          "tuner chooses elsewhere and by default); --workspace-mib bounds the conv workspace\n"
+          "(1024). Defaults: wrn-28-10, batch 128, 10 steps after 3 warm-up steps.\n");
 }
 
 /* Sets row->error from the library's message. */
@@ -111,6 +117,30 @@ static wrn_status one_step(wrn_net *net, const bench_opts *o, const wrn_train_op
   return wrn_train_step(net, batch, &sgd, recipe->seed, step, NULL, NULL);
 }
 
+/* Each conv layer's passes from the tagged profile, per step. */
+static void conv_table(const wrn_net *net, const double *tag_ms, const double *tag_fl,
+                       bench_row *r) {
+  const int nl = wrn_net_layer_count(net);
+  r->conv = calloc((size_t)nl * WRN_CONV_PASSES, sizeof *r->conv);
+  if (!r->conv) return;
+  for (int i = 0; i < nl; i++)
+    for (int p = 0; p < WRN_CONV_PASSES; p++) {
+      const char *algo = wrn_net_conv_choice(net, i, (wrn_conv_pass)p);
+      if (!algo[0]) continue;
+      wrn_layer_info li;
+      wrn_net_layer(net, i, &li);
+      bench_conv *c = &r->conv[r->nconv++];
+      const int t = i * WRN_CONV_PASSES + p;
+      snprintf(c->layer, sizeof c->layer, "%s", li.name);
+      snprintf(c->pass, sizeof c->pass, "%s", wrn_conv_pass_name((wrn_conv_pass)p));
+      snprintf(c->algo, sizeof c->algo, "%s", algo);
+      snprintf(c->shape, sizeof c->shape, "%dx%dx%d %dx%d/%d -> %d", li.in_c, li.in_h, li.in_w,
+               li.k, li.k, li.stride, li.out_c);
+      c->ms = tag_ms[t] / r->prof_steps;
+      c->gflops = tag_ms[t] > 0 ? tag_fl[t] / (tag_ms[t] * 1e-3) / 1e9 : 0;
+    }
+}
+
 static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch, double cold,
                       double warm, double peak, bench_row *r) {
   memset(r, 0, sizeof *r);
@@ -126,7 +156,7 @@ static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch
   wrn_net *net = NULL;
   uint8_t *img = NULL;
   int32_t *lab = NULL;
-  double *times = NULL;
+  double *times = NULL, *tag_ms = NULL, *tag_fl = NULL;
   wrn_ctx_options co = {WRN_F32, 1, 0};
   if (wrn_ctx_open(&ctx, dev, &co) != WRN_OK) {
     row_fail(r, "opening the device");
@@ -135,7 +165,9 @@ static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch
   wrn_ctx_set_profiling(ctx, 0);
   wrn_net_options no;
   wrn_net_options_default(&no);
+  no.max_workspace_elems = (size_t)(o->workspace_mib * 1048576.0 / 4);
   if (wrn_net_create(&net, ctx, batch, &no) != WRN_OK || wrn_model_build(net, &spec) != WRN_OK ||
+      (o->conv_algo && wrn_net_set_conv_choices(net, o->conv_algo) != WRN_OK) ||
       wrn_net_finalize(net) != WRN_OK || wrn_net_init_params(net, 1) != WRN_OK) {
     row_fail(r, "setting up the model");
     goto done;
@@ -184,21 +216,30 @@ static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch
   r->step_flops = o->eval ? fwd : 3.0 * fwd;
   r->tflops = r->step_flops / (r->ms_median / 1e3) / 1e12;
   r->peak_share = peak > 0 ? r->tflops * 1e3 / peak : 0;
-  /* The profile: the same steps again with every launch recorded. */
+  /* The profile: the same steps again with every launch recorded, conv passes by layer. */
+  const int ntags = wrn_net_layer_count(net) * WRN_CONV_PASSES;
+  tag_ms = calloc((size_t)ntags + 1, sizeof *tag_ms);
+  tag_fl = calloc((size_t)ntags + 1, sizeof *tag_fl);
+  if (!tag_ms || !tag_fl) {
+    r->ok = 0;
+    snprintf(r->error, sizeof r->error, "out of host memory");
+    goto done;
+  }
   wrn_ctx_set_profiling(ctx, 1);
   wrn_profile_collect(ctx, NULL);
   for (int i = 0; i < o->profile_steps; i++) {
     if (one_step(net, o, &recipe, img, lab, batch, step++) != WRN_OK ||
-        wrn_profile_collect(ctx, &r->prof) != WRN_OK) {
+        wrn_profile_collect_tags(ctx, &r->prof, tag_ms, tag_fl, ntags) != WRN_OK) {
       row_fail(r, "profiled step");
       goto done;
     }
     r->prof_steps++;
   }
   wrn_ctx_set_profiling(ctx, 0);
+  if (r->prof_steps) conv_table(net, tag_ms, tag_fl, r);
   wrn_ctx_mem_stats(ctx, NULL, &r->mem_peak);
 done:
-  free(img), free(lab), free(times);
+  free(img), free(lab), free(times), free(tag_ms), free(tag_fl);
   wrn_net_free(net);
   wrn_ctx_free(ctx);
 }
@@ -244,6 +285,15 @@ static void print_rows(const bench_opts *o, const bench_row *rows, int n) {
       printf("  %-18s %10.2f %6.1f%% %9ld %10s\n", wrn_op_cat_name((wrn_op_cat)c), ms,
              100 * r->prof.ms[c] / total, r->prof.launches[c] / r->prof_steps, gf);
     }
+    if (r->nconv) {
+      printf("\n  conv layers (per step):\n  %-22s %-16s %-22s %9s %9s  %s\n", "layer",
+             "pass", "shape", "ms", "GFLOP/s", "algorithm");
+      for (int c = 0; c < r->nconv; c++) {
+        const bench_conv *cv = &r->conv[c];
+        printf("  %-22s %-16s %-22s %9.2f %9.1f  %s\n", cv->layer, cv->pass, cv->shape, cv->ms,
+               cv->gflops, cv->algo);
+      }
+    }
   }
 }
 
@@ -256,6 +306,7 @@ int cmd_bench(int argc, char **argv) {
   o.classes = 10;
   o.batches[0] = 128, o.nbatches = 1;
   o.steps = 10, o.warmup = 3, o.profile_steps = 3;
+  o.workspace_mib = 1024;
   static const char *const modes[] = {"train", "eval", NULL};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
@@ -300,6 +351,10 @@ int cmd_bench(int argc, char **argv) {
       o.json = v;
     else if (!strcmp(a, "--report"))
       o.report = v;
+    else if (!strcmp(a, "--conv-algo"))
+      o.conv_algo = v;
+    else if (!strcmp(a, "--workspace-mib"))
+      rc = arg_double("bench", a, v, 1, 1 << 20, &o.workspace_mib);
     else {
       fprintf(stderr, "wrn bench: unknown flag '%s'\n", a);
       usage(stderr);
@@ -382,6 +437,7 @@ int cmd_bench(int argc, char **argv) {
   if (o.json && bench_json_write("bench", o.json, &set)) rc = 1;
   if (o.report && bench_report_write("bench", o.report, &set, 1)) rc = 1;
   if (o.report && !rc) printf("\nreport: %s/report.md\n", o.report);
+  for (int i = 0; i < nrows; i++) free(rows[i].conv);
   free(rows);
   free(devs);
   /* Failing rows are results, not a failure of the command, unless nothing ran at all. */
