@@ -23,8 +23,39 @@
 #if !defined(WINO_M) || (WINO_M != 2 && WINO_M != 4)
 #error "cl/winograd.cl needs WINO_M = 2 or 4"
 #endif
+#if !defined(WINO_VT) || (WINO_VT != 1 && WINO_VT != 2 && WINO_VT != 4 && WINO_VT != 8)
+#error "cl/winograd.cl needs WINO_VT = 1, 2, 4 or 8"
+#endif
 #define WA (WINO_M + 2)
 #define WINO_UNROLL _Pragma("unroll")
+
+/* The tile kernels take WINO_VT neighbouring tiles of a row per work-item and keep each
+ * transform value as a vector over them (wv), so the transforms' arithmetic and their stores
+ * into U, M and E (where the tiles are neighbours) are vector operations. The gathers from
+ * and scatters to the image rows go through a private row buffer. */
+#define WINO_CAT2(a, b) a##b
+#define WINO_CAT(a, b) WINO_CAT2(a, b)
+#if WINO_VT == 1
+typedef real wv;
+#define WV_LOAD(p) (*(p))
+#define WV_STORE(v, p) (*(p) = (v))
+#else
+typedef WINO_CAT(REAL, WINO_VT) wv;
+#define WV_LOAD(p) WINO_CAT(vload, WINO_VT)(0, p)
+#define WV_STORE(v, p) WINO_CAT(vstore, WINO_VT)(v, 0, p)
+#endif
+/* Lanes l < WINO_VT of wv from buf[first + l * stride]. */
+inline wv wv_gather(const real *buf, int first, int stride) {
+  real t[WINO_VT];
+  WINO_UNROLL for (int l = 0; l < WINO_VT; l++) t[l] = buf[first + l * stride];
+  return WV_LOAD(t);
+}
+/* buf[first + l * stride] = lane l of v. */
+inline void wv_scatter(wv v, real *buf, int first, int stride) {
+  real t[WINO_VT];
+  WV_STORE(v, t);
+  WINO_UNROLL for (int l = 0; l < WINO_VT; l++) buf[first + l * stride] = t[l];
+}
 
 #if WINO_M == 4
 /* B^T d: 6 -> 6 */
@@ -108,28 +139,41 @@
 #endif
 
 /* U[xi][c][t] = (B^T d B)[xi] of the a x a input patch at (ty*m - pad, tx*m - pad) of image
- * img, channel c, zero outside the image. Grid (>= T, C). */
+ * img, channel c, zero outside the image, for WINO_VT tiles tx0.. of a row. Grid
+ * (>= tw / WINO_VT, th, cnt * C): 1 and 2 over tile rows and (image, channel) planes. */
 __kernel void wino_input(__global real *U, ulong u_off, __global const real *x, ulong x_off,
                          int C, int H, int W, int pad, int th, int tw, int T) {
-  const int t = (int)get_global_id(0), c = (int)get_global_id(1);
-  if (t >= T || c >= C) return;
-  const int per = th * tw, img = t / per, r = t - img * per, ty = r / tw, tx = r - ty * tw;
-  const int y0 = ty * WINO_M - pad, x0 = tx * WINO_M - pad;
-  __global const real *p = x + x_off + ((ulong)img * C + c) * (ulong)H * (ulong)W;
-  real d[WA * WA], q[WA * WA];
+  const int tq = (int)get_global_id(0), ty = (int)get_global_id(1), pl = (int)get_global_id(2);
+  if (tq * WINO_VT >= tw || ty >= th) return;
+  const int img = pl / C, c = pl - img * C, tx0 = tq * WINO_VT;
+  const int t0 = (img * th + ty) * tw + tx0;
+  const int y0 = ty * WINO_M - pad, x0 = tx0 * WINO_M - pad;
+#define RW ((WINO_VT - 1) * WINO_M + WA)
+  __global const real *p = x + x_off + (ulong)pl * (ulong)H * (ulong)W;
+  const int inside = x0 >= 0 && x0 + RW <= W;
+  wv d[WA * WA], q[WA * WA];
   WINO_UNROLL for (int i = 0; i < WA; i++) {
     const int yy = y0 + i;
-    WINO_UNROLL for (int j = 0; j < WA; j++) {
-      const int xx = x0 + j;
-      d[i * WA + j] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? p[yy * W + xx] : (real)0;
+    real row[RW];
+    if (yy < 0 || yy >= H) {
+      WINO_UNROLL for (int j = 0; j < RW; j++) row[j] = 0;
+    } else if (inside) {
+      WINO_UNROLL for (int j = 0; j < RW; j++) row[j] = p[yy * W + x0 + j];
+    } else {
+      WINO_UNROLL for (int j = 0; j < RW; j++) {
+        const int xx = x0 + j;
+        row[j] = xx >= 0 && xx < W ? p[yy * W + xx] : (real)0;
+      }
     }
+    WINO_UNROLL for (int j = 0; j < WA; j++) d[i * WA + j] = wv_gather(row, j, WINO_M);
   }
+#undef RW
   /* Columns (stride WA between rows), then rows. */
   WINO_UNROLL for (int j = 0; j < WA; j++) WINO_BT((d + j), (q + j), WA);
   WINO_UNROLL for (int i = 0; i < WA; i++) WINO_BT((q + i * WA), (d + i * WA), 1);
-  __global real *u = U + u_off + (ulong)c * T + t;
+  __global real *u = U + u_off + (ulong)c * T + t0;
   const ulong step = (ulong)C * T;
-  WINO_UNROLL for (int k = 0; k < WA * WA; k++) u[k * step] = d[k];
+  WINO_UNROLL for (int k = 0; k < WA * WA; k++) WV_STORE(d[k], u + k * step);
 }
 
 /* V[xi][o][i] = (G g G^T)[xi] of filter g = w[o][i] (flip = 0), or, for the backward data
@@ -150,59 +194,82 @@ __kernel void wino_filter(__global real *V, ulong v_off, __global const real *w,
   WINO_UNROLL for (int k = 0; k < WA * WA; k++) dst[k * step] = v[k];
 }
 
-/* y[img][o][ty*m + i][tx*m + j] (+)= (A^T M A)[i][j] (+ add) over the m x m tile, clipped to
- * the HO x WO map. Grid (>= T, O). */
+/* y[img][o][ty*m + i][tx*m + j] (+)= (A^T M A)[i][j] (+ add) over the m x m tiles tx0.. of a
+ * row, clipped to the HO x WO map. Grid (>= tw / WINO_VT, th, cnt * O). */
 __kernel void wino_output(__global real *y, ulong y_off, __global const real *M, ulong m_off,
                           __global const real *add, ulong add_off, int O, int HO, int WO,
                           int th, int tw, int T, int accumulate, int has_add) {
-  const int t = (int)get_global_id(0), o = (int)get_global_id(1);
-  if (t >= T || o >= O) return;
-  const int per = th * tw, img = t / per, r = t - img * per, ty = r / tw, tx = r - ty * tw;
-  real m[WA * WA], q[WINO_M * WA], out[WINO_M * WINO_M];
-  __global const real *src = M + m_off + (ulong)o * T + t;
+  const int tq = (int)get_global_id(0), ty = (int)get_global_id(1), pl = (int)get_global_id(2);
+  if (tq * WINO_VT >= tw || ty >= th) return;
+  const int img = pl / O, o = pl - img * O, tx0 = tq * WINO_VT;
+  const int t0 = (img * th + ty) * tw + tx0;
+  wv m[WA * WA], q[WINO_M * WA], out[WINO_M * WINO_M];
+  __global const real *src = M + m_off + (ulong)o * T + t0;
   const ulong step = (ulong)O * T;
-  WINO_UNROLL for (int k = 0; k < WA * WA; k++) m[k] = src[k * step];
+  WINO_UNROLL for (int k = 0; k < WA * WA; k++) m[k] = WV_LOAD(src + k * step);
   WINO_UNROLL for (int j = 0; j < WA; j++) WINO_AT((m + j), (q + j), WA);
   WINO_UNROLL for (int i = 0; i < WINO_M; i++) WINO_AT((q + i * WA), (out + i * WINO_M), 1);
-  const ulong plane = ((ulong)img * O + o) * (ulong)HO * (ulong)WO;
+  const ulong plane = (ulong)pl * (ulong)HO * (ulong)WO;
   __global real *dst = y + y_off + plane;
   __global const real *ad = add + add_off + plane;
+  const int xb = tx0 * WINO_M;
+#define RW (WINO_VT * WINO_M)
   WINO_UNROLL for (int i = 0; i < WINO_M; i++) {
     const int yy = ty * WINO_M + i;
-    WINO_UNROLL for (int j = 0; j < WINO_M; j++) {
-      const int xx = tx * WINO_M + j;
-      if (yy < HO && xx < WO) {
-        real v = out[i * WINO_M + j];
-        if (has_add) v += ad[yy * WO + xx];
-        if (accumulate) v += dst[yy * WO + xx];
-        dst[yy * WO + xx] = v;
+    if (yy >= HO) break;
+    real row[RW];
+    WINO_UNROLL for (int j = 0; j < WINO_M; j++) wv_scatter(out[i * WINO_M + j], row, j, WINO_M);
+    __global real *d = dst + yy * WO + xb;
+    __global const real *a = ad + yy * WO + xb;
+    if (xb + RW <= WO) {
+      WINO_UNROLL for (int j = 0; j < RW; j++) {
+        real v = row[j];
+        if (has_add) v += a[j];
+        if (accumulate) v += d[j];
+        d[j] = v;
+      }
+    } else {
+      for (int j = 0; j < RW && xb + j < WO; j++) {
+        real v = row[j];
+        if (has_add) v += a[j];
+        if (accumulate) v += d[j];
+        d[j] = v;
       }
     }
   }
 }
 
-/* E[xi][o][t] = (A e A^T)[xi] of the m x m output-gradient tile e of dy[img][o] at
- * (ty*m, tx*m), zero outside the HO x WO map. Grid (>= T, O). */
+/* E[xi][o][t] = (A e A^T)[xi] of the m x m output-gradient tiles tx0.. of a row of dy[img][o],
+ * zero outside the HO x WO map. Grid (>= tw / WINO_VT, th, cnt * O). */
 __kernel void wino_grad_output(__global real *E, ulong e_off, __global const real *dy,
                                ulong dy_off, int O, int HO, int WO, int th, int tw, int T) {
-  const int t = (int)get_global_id(0), o = (int)get_global_id(1);
-  if (t >= T || o >= O) return;
-  const int per = th * tw, img = t / per, r = t - img * per, ty = r / tw, tx = r - ty * tw;
-  __global const real *p = dy + dy_off + ((ulong)img * O + o) * (ulong)HO * (ulong)WO;
-  real e[WINO_M * WINO_M], q[WA * WINO_M], v[WA * WA];
+  const int tq = (int)get_global_id(0), ty = (int)get_global_id(1), pl = (int)get_global_id(2);
+  if (tq * WINO_VT >= tw || ty >= th) return;
+  const int img = pl / O, o = pl - img * O, tx0 = tq * WINO_VT;
+  const int t0 = (img * th + ty) * tw + tx0;
+  __global const real *p = dy + dy_off + (ulong)pl * (ulong)HO * (ulong)WO;
+  const int xb = tx0 * WINO_M;
+  wv e[WINO_M * WINO_M], q[WA * WINO_M], v[WA * WA];
   WINO_UNROLL for (int i = 0; i < WINO_M; i++) {
     const int yy = ty * WINO_M + i;
-    WINO_UNROLL for (int j = 0; j < WINO_M; j++) {
-      const int xx = tx * WINO_M + j;
-      e[i * WINO_M + j] = (yy < HO && xx < WO) ? p[yy * WO + xx] : (real)0;
+    real row[RW];
+    if (yy >= HO) {
+      WINO_UNROLL for (int j = 0; j < RW; j++) row[j] = 0;
+    } else if (xb + RW <= WO) {
+      WINO_UNROLL for (int j = 0; j < RW; j++) row[j] = p[yy * WO + xb + j];
+    } else {
+      WINO_UNROLL for (int j = 0; j < RW; j++)
+        row[j] = xb + j < WO ? p[yy * WO + xb + j] : (real)0;
     }
+    WINO_UNROLL for (int j = 0; j < WINO_M; j++) e[i * WINO_M + j] = wv_gather(row, j, WINO_M);
   }
+#undef RW
   /* q = A e (WA x m), then v = q A^T (WA x WA). */
   WINO_UNROLL for (int j = 0; j < WINO_M; j++) WINO_A((e + j), (q + j), WINO_M);
   WINO_UNROLL for (int i = 0; i < WA; i++) WINO_A((q + i * WINO_M), (v + i * WA), 1);
-  __global real *dst = E + e_off + (ulong)o * T + t;
+  __global real *dst = E + e_off + (ulong)o * T + t0;
   const ulong step = (ulong)O * T;
-  WINO_UNROLL for (int k = 0; k < WA * WA; k++) dst[k * step] = v[k];
+  WINO_UNROLL for (int k = 0; k < WA * WA; k++) WV_STORE(v[k], dst + k * step);
 }
 
 /* dw[o][i] (+)= G^T S G of S[xi][o][i] (3 x 3). Grid (>= I, O). */

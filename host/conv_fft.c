@@ -271,6 +271,7 @@ static wrn_status transform(wrn_ctx *ctx, wrn_conv_pass pass, const fft_geom *g,
     /* 5 N log2 N per transform is the usual count; the profile's FLOPs are the
      * convolution's, counted once by fft_mac's launches. */
     cl_event *ev = wrn_event_slot_span(ctx, conv_cat(pass), 0);
+    if (ev) ctx->events[ctx->nevents - 1].name = "clfft";
     clfftStatus fs = clfftEnqueueTransform(pl->h, backward ? CLFFT_BACKWARD : CLFFT_FORWARD, 1,
                                            &ctx->queue, 0, NULL, ev, &bin, &bout, btmp);
     if (fs != CLFFT_SUCCESS)

@@ -63,7 +63,16 @@ static int wino_candidates(const wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv
   return 1;
 }
 
-static void wino_defs(int m, char *out, size_t n) { snprintf(out, n, "-DWINO_M=%d", m); }
+/* Tiles per work-item: the most (8, 4, 2, 1) that divides a row of tiles. */
+static int tiles_per_item(const wino_geom *g) {
+  int vt = 8;
+  while (vt > 1 && g->tw % vt) vt /= 2;
+  return vt;
+}
+
+static void wino_defs(const wino_geom *g, char *out, size_t n) {
+  snprintf(out, n, "-DWINO_M=%d -DWINO_VT=%d", g->m, tiles_per_item(g));
+}
 
 /* 2-D launch over (contiguous index, rows), groups of up to 256 along dimension 0. */
 static wrn_status launch2(wrn_args *k, size_t d0, size_t d1, wrn_conv_pass pass) {
@@ -73,6 +82,18 @@ static wrn_status launch2(wrn_args *k, size_t d0, size_t d1, wrn_conv_pass pass)
   size_t lws[2] = {l0, 1};
   size_t gws[2] = {wrn_round_up(d0, l0), d1};
   return wrn_launch(k, 2, gws, lws, conv_cat(pass), 0);
+}
+
+/* 3-D launch over (tile columns, tile rows, planes). */
+static wrn_status launch_tiles(wrn_args *k, const wino_geom *g, size_t planes, wrn_conv_pass pass) {
+  const size_t cap = k->ctx->max_wg < 256 ? k->ctx->max_wg : 256;
+  const size_t groups = (size_t)(g->tw / tiles_per_item(g));
+  size_t l0 = 1, l1 = 1;
+  while (l0 < groups && l0 < cap) l0 *= 2;
+  while (l1 < (size_t)g->th && l0 * l1 < cap) l1 *= 2;
+  size_t lws[3] = {l0, l1, 1};
+  size_t gws[3] = {wrn_round_up(groups, l0), wrn_round_up((size_t)g->th, l1), planes};
+  return wrn_launch(k, 3, gws, lws, conv_cat(pass), 0);
 }
 
 static wrn_status input_transform(wrn_ctx *ctx, const char *defs, wrn_mem U, wrn_mem x,
@@ -88,7 +109,7 @@ static wrn_status input_transform(wrn_ctx *ctx, const char *defs, wrn_mem U, wrn
   wrn_arg_int(&k, g->th);
   wrn_arg_int(&k, g->tw);
   wrn_arg_int(&k, T);
-  return launch2(&k, (size_t)T, (size_t)g->I, pass);
+  return launch_tiles(&k, g, (size_t)(T / (g->th * g->tw)) * (size_t)g->I, pass);
 }
 
 /* Forward and backward data: the same pipeline on the forward-shaped problem. */
@@ -96,8 +117,8 @@ static wrn_status run_forward_like(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_co
                                    const wrn_conv_io *io, int m) {
   wino_geom g;
   geom(s, pass, m, &g);
-  char defs[32];
-  wino_defs(m, defs, sizeof defs);
+  char defs[48];
+  wino_defs(&g, defs, sizeof defs);
   const size_t aa = (size_t)g.a * g.a;
   const int nb = conv_chunk(s, per_image(&g), fixed_part(&g), io->ws.mem ? io->ws_elems : 0);
   wrn_mem V = io->ws;
@@ -137,7 +158,7 @@ static wrn_status run_forward_like(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_co
     wrn_arg_int(&k, T);
     wrn_arg_int(&k, io->accumulate);
     wrn_arg_int(&k, io->add.mem != NULL);
-    WRN_TRY(launch2(&k, (size_t)T, (size_t)g.O, pass));
+    WRN_TRY(launch_tiles(&k, &g, (size_t)cnt * g.O, pass));
   }
   return WRN_OK;
 }
@@ -147,8 +168,8 @@ static wrn_status run_backward_weight(wrn_ctx *ctx, const wrn_conv_shape *s,
   const wrn_conv_pass pass = WRN_CONV_BACKWARD_WEIGHT;
   wino_geom g;
   geom(s, pass, m, &g);
-  char defs[32];
-  wino_defs(m, defs, sizeof defs);
+  char defs[48];
+  wino_defs(&g, defs, sizeof defs);
   const size_t aa = (size_t)g.a * g.a;
   const int nb = conv_chunk(s, per_image(&g), fixed_part(&g), io->ws.mem ? io->ws_elems : 0);
   wrn_mem S = io->ws;
@@ -170,7 +191,7 @@ static wrn_status run_backward_weight(wrn_ctx *ctx, const wrn_conv_shape *s,
     wrn_arg_int(&k, g.th);
     wrn_arg_int(&k, g.tw);
     wrn_arg_int(&k, T);
-    WRN_TRY(launch2(&k, (size_t)T, (size_t)g.O, pass));
+    WRN_TRY(launch_tiles(&k, &g, (size_t)cnt * g.O, pass));
     /* S_xi (+)= E_xi U_xi^T; chunks after the first add to the earlier ones. */
     WRN_TRY(wrn_gemm_strided(ctx, conv_cat(pass), 0, 1, (size_t)g.O, (size_t)g.I, (size_t)T,
                              1.0, E, (size_t)T, (size_t)g.O * T, U, (size_t)T, (size_t)g.I * T,

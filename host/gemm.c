@@ -350,7 +350,9 @@ wrn_status wrn_gemm_strided(wrn_ctx *ctx, wrn_op_cat cat, int trans_a, int trans
   gemm_tiles t;
   WRN_TRY(lookup(ctx, &g, mode, &own, &t));
   if (own) return run_own(ctx, cat, &g, &t, c, beta);
-  return run_clblast(ctx, wrn_event_slot_span(ctx, cat, call_flops(&g)), &g, c);
+  cl_event *ev = wrn_event_slot_span(ctx, cat, call_flops(&g));
+  if (ev) ctx->events[ctx->nevents - 1].name = "clblast";
+  return run_clblast(ctx, ev, &g, c);
 }
 
 wrn_status wrn_gemm(wrn_ctx *ctx, wrn_op_cat cat, int trans_a, int trans_b, size_t m, size_t n,

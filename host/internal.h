@@ -53,6 +53,7 @@ typedef struct wrn_event_rec {
   wrn_op_cat cat;
   double flops;
   int tag; /* ctx->tag when recorded (-1: none) */
+  const char *name; /* the kernel's name, or what made the commands ("clblast", "clfft") */
 } wrn_event_rec;
 
 struct wrn_ctx {
@@ -103,6 +104,7 @@ struct wrn_ctx {
 typedef struct wrn_args {
   wrn_ctx *ctx;
   cl_kernel k;
+  wrn_kid id;    /* which kernel (for the profile's names) */
   cl_uint n;     /* arguments set so far */
   cl_int err;    /* first clSetKernelArg failure */
   cl_uint bad;   /* its index */

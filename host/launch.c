@@ -29,8 +29,8 @@ static wrn_status make_kernel(wrn_kid id, cl_program prog, const char *defs, cl_
   return WRN_OK;
 }
 
-static wrn_args args_of(wrn_ctx *ctx, cl_kernel k) {
-  wrn_args a = {ctx, k, 0, CL_SUCCESS, 0};
+static wrn_args args_of(wrn_ctx *ctx, cl_kernel k, wrn_kid id) {
+  wrn_args a = {ctx, k, id, 0, CL_SUCCESS, 0};
   return a;
 }
 
@@ -46,7 +46,7 @@ wrn_status wrn_kernel_args(wrn_ctx *ctx, wrn_kid id, wrn_args *a) {
                       kernel_table[id].name, kernel_table[id].prog);
     WRN_TRY(make_kernel(id, ctx->progs[pi], NULL, &ctx->kernels[id]));
   }
-  *a = args_of(ctx, ctx->kernels[id]);
+  *a = args_of(ctx, ctx->kernels[id], id);
   return WRN_OK;
 }
 
@@ -83,7 +83,7 @@ wrn_status wrn_kernel_variant_args(wrn_ctx *ctx, wrn_kid id, const char *defs, w
     v->program = p;
   }
   if (!v->kernels[id]) WRN_TRY(make_kernel(id, v->program, v->defs, &v->kernels[id]));
-  *a = args_of(ctx, v->kernels[id]);
+  *a = args_of(ctx, v->kernels[id], id);
   return WRN_OK;
 }
 
@@ -157,6 +157,7 @@ wrn_status wrn_launch(wrn_args *a, cl_uint dim, const size_t *gws, const size_t 
     if (gws[i] == 0) return WRN_OK; /* nothing to do */
   wrn_ctx *ctx = a->ctx;
   cl_event *ev = wrn_event_slot(ctx, cat, flops);
+  if (ev) ctx->events[ctx->nevents - 1].name = kernel_table[a->id].name;
   cl_int e = clEnqueueNDRangeKernel(ctx->queue, a->k, dim, NULL, gws, lws, 0, NULL, ev);
   if (e != CL_SUCCESS) {
     if (ev) ctx->nevents--;

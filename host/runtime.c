@@ -307,6 +307,7 @@ cl_event *wrn_event_slot(wrn_ctx *ctx, wrn_op_cat cat, double flops) {
   r->cat = cat;
   r->flops = flops;
   r->tag = ctx->tag;
+  r->name = "";
   return &r->ev;
 }
 
