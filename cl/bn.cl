@@ -64,7 +64,38 @@ inline void bn_tree_sum2(__local real *a, __local real *b, uint lid, uint lsz) {
   barrier(CLK_LOCAL_MEM_FENCE);
 }
 
-/* part[ch][chunk] = (mean, m2) of that chunk. Grid (l0, l1 * nchunks, c), local (l0, l1, 1). */
+/* Vectors of BN_VW consecutive values of a row per load (the host gives BN_VW = 1, 4 or 8
+ * dividing hw): CPU devices then sum in SIMD registers; GPUs use 1. */
+#ifndef BN_VW
+#error "cl/bn.cl needs BN_VW"
+#endif
+#define BN_CAT2(a, b) a##b
+#define BN_CAT(a, b) BN_CAT2(a, b)
+#if BN_VW == 1
+typedef real bnv;
+#define BN_LOAD(i, p) ((p)[i])
+#define BN_POSITIVE(g, y) ((y) > (real)0 ? (g) : (real)0)
+#else
+typedef BN_CAT(REAL, BN_VW) bnv;
+#define BN_LOAD(i, p) BN_CAT(vload, BN_VW)(i, p)
+#define BN_POSITIVE(g, y) select((bnv)(0), (g), (y) > (bnv)(0))
+#endif
+
+inline real bn_lane_sum(bnv v) {
+#if BN_VW == 1
+  return v;
+#elif BN_VW == 4
+  return (v.s0 + v.s1) + (v.s2 + v.s3);
+#else
+  return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7));
+#endif
+}
+
+/* part[ch][chunk] = (mean, m2) of that chunk. Each work-item sums its values shifted by the
+ * channel's first value (so that a mean large against the spread loses no digits) and their
+ * squares, in vectors, then the work-group merges the work-items' (count, mean, m2) pairwise.
+ * Grid (l0, l1 * nchunks, c), local (l0, l1, 1); work-item a of a row takes vectors a,
+ * a + l0, ... */
 __kernel void bn_stats_partial(__global real *part, ulong part_off, __global const real *x,
                                ulong x_off, uint n, uint c, uint hw, uint imgs_per_chunk,
                                uint nchunks, __local uint *lc, __local real *lm,
@@ -74,23 +105,25 @@ __kernel void bn_stats_partial(__global real *part, ulong part_off, __global con
   uint chunk = get_group_id(1), ch = get_group_id(2);
   uint i1 = min(n, (chunk + 1) * imgs_per_chunk);
   __global const real *xp = x + x_off + (ulong)ch * hw;
+  const real shift = xp[0];
   ulong chw = (ulong)c * hw;
+  const uint nv = hw / BN_VW;
   uint cnt = 0;
-  real mean = 0, m2 = 0;
+  bnv s1 = (bnv)(0), s2 = (bnv)(0);
   for (uint img = chunk * imgs_per_chunk + b; img < i1; img += l1) {
     __global const real *row = xp + img * chw;
-#pragma unroll 4
-    for (uint p = a; p < hw; p += l0) {
-      real v = row[p];
-      cnt++;
-      real d = v - mean;
-      mean += d / (real)cnt;
-      m2 += d * (v - mean);
+    for (uint v = a; v < nv; v += l0) {
+      bnv d = BN_LOAD(v, row) - shift;
+      s1 += d;
+      s2 = fma(d, d, s2);
+      cnt += BN_VW;
     }
   }
+  const real t1 = bn_lane_sum(s1), t2 = bn_lane_sum(s2);
+  const real mean = cnt ? t1 / (real)cnt : (real)0;
   lc[lid] = cnt;
-  lm[lid] = mean;
-  l2[lid] = m2;
+  lm[lid] = shift + mean;
+  l2[lid] = cnt ? fmax(t2 - t1 * mean, (real)0) : (real)0;
   bn_tree_merge(lc, lm, l2, lid, l0 * l1);
   if (lid == 0) {
     ulong o = part_off + 2 * ((ulong)ch * nchunks + chunk);
@@ -149,8 +182,8 @@ __kernel void bn_apply(__global real *y, ulong y_off, __global const real *x, ul
   y[y_off + i] = v;
 }
 
-/* part[ch][chunk] = (sum g, sum g (x - mean)) with g = dy masked by y > 0 when relu. Same grid
- * as bn_stats_partial. */
+/* part[ch][chunk] = (sum g, sum g (x - mean)) with g = dy masked by y > 0 when relu, in
+ * vectors. Same grid as bn_stats_partial. */
 __kernel void bn_bwd_partial(__global real *part, ulong part_off, __global const real *dy,
                              ulong dy_off, __global const real *x, ulong x_off,
                              __global const real *y, ulong y_off, __global const real *mean,
@@ -162,20 +195,20 @@ __kernel void bn_bwd_partial(__global real *part, ulong part_off, __global const
   uint i1 = min(n, (chunk + 1) * imgs_per_chunk);
   ulong coff = (ulong)ch * hw, chw = (ulong)c * hw;
   __global const real *dyp = dy + dy_off + coff, *xp = x + x_off + coff, *yp = y + y_off + coff;
-  real m = mean[m_off + ch];
-  real sg = 0, sgx = 0;
+  const real m = mean[m_off + ch];
+  const uint nv = hw / BN_VW;
+  bnv sg = (bnv)(0), sgx = (bnv)(0);
   for (uint img = chunk * imgs_per_chunk + b; img < i1; img += l1) {
     ulong r = img * chw;
-#pragma unroll 4
-    for (uint p = a; p < hw; p += l0) {
-      real g = dyp[r + p];
-      if (relu && !(yp[r + p] > (real)0)) g = 0;
+    for (uint v = a; v < nv; v += l0) {
+      bnv g = BN_LOAD(v, dyp + r);
+      if (relu) g = BN_POSITIVE(g, BN_LOAD(v, yp + r));
       sg += g;
-      sgx += g * (xp[r + p] - m);
+      sgx = fma(g, BN_LOAD(v, xp + r) - m, sgx);
     }
   }
-  la[lid] = sg;
-  lb[lid] = sgx;
+  la[lid] = bn_lane_sum(sg);
+  lb[lid] = bn_lane_sum(sgx);
   bn_tree_sum2(la, lb, lid, l0 * l1);
   if (lid == 0) {
     ulong o = part_off + 2 * ((ulong)ch * nchunks + chunk);

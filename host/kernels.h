@@ -68,7 +68,7 @@
   X(FFT_CROP, fft, fft_crop)
 
 /* Programs built only as variants (their tunables come from the host as -D values). */
-#define WRN_VARIANT_ONLY_PROGRAMS "gemm implicit winograd"
+#define WRN_VARIANT_ONLY_PROGRAMS "bn gemm implicit winograd"
 
 typedef enum wrn_kid {
 #define WRN_KID_ENUM(id, prog, name) WRN_K_##id,
