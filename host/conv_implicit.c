@@ -86,13 +86,17 @@ static size_t splitk_workspace(const wrn_ctx *ctx, const wrn_conv_shape *s, wrn_
 static int ig_candidates(const wrn_ctx *ctx, conv_params *out, int max, int split) {
   const int cpu = (ctx->dev.type & CL_DEVICE_TYPE_CPU) != 0;
   const int d = ctx->dtype == WRN_F64;
-  static const int cpu_sets[][6] = {{24, 64, 32, 6, 1, 8}, {32, 64, 16, 4, 1, 16},
+  static const int cpu_sets[][6] = {{32, 64, 16, 4, 1, 16}, {24, 64, 32, 6, 1, 8},
                                     {16, 128, 32, 4, 2, 16}};
   static const int gpu_sets[][6] = {{64, 64, 16, 4, 4, 1}, {32, 64, 16, 2, 4, 1},
                                     {64, 128, 8, 8, 4, 1}};
   const int(*sets)[6] = cpu ? cpu_sets : gpu_sets;
+  /* Through local memory one value at a time, the tiles are a GPU design: on CPU devices
+   * they run at a small share of the GEMM path's speed (docs/performance.md), so the tuner
+   * times only one set there. */
+  const int sets_n = cpu ? 1 : 3;
   int n = 0;
-  for (int i = 0; i < 3 && n < max; i++) {
+  for (int i = 0; i < sets_n && n < max; i++) {
     conv_params *p = &out[n];
     memset(p, 0, sizeof *p);
     int vw = sets[i][5];
@@ -119,7 +123,7 @@ static int splitk_candidates(const wrn_ctx *ctx, const wrn_conv_shape *s, wrn_co
                              conv_params *out, int max) {
   if (pass != WRN_CONV_BACKWARD_WEIGHT) return 0;
   int n = ig_candidates(ctx, out, max, 4);
-  if (n < max) n += ig_candidates(ctx, out + n, 1, 16);
+  if (n < max && !(ctx->dev.type & CL_DEVICE_TYPE_CPU)) n += ig_candidates(ctx, out + n, 1, 16);
   return n;
 }
 
