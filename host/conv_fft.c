@@ -65,9 +65,14 @@ static wrn_status fft_init(wrn_ctx *ctx) {
   pthread_mutex_lock(&fft_lock);
   clfftStatus st = CLFFT_SUCCESS;
   if (fft_users == 0) {
+    /* What clfftInitSetupData does; that header function is plain `inline`, which a C11
+     * build without optimisation leaves undefined. */
     clfftSetupData sd;
-    st = clfftInitSetupData(&sd);
-    if (st == CLFFT_SUCCESS) st = clfftSetup(&sd);
+    memset(&sd, 0, sizeof sd);
+    sd.major = clfftVersionMajor;
+    sd.minor = clfftVersionMinor;
+    sd.patch = clfftVersionPatch;
+    st = clfftSetup(&sd);
   }
   if (st == CLFFT_SUCCESS) fft_users++;
   pthread_mutex_unlock(&fft_lock);
