@@ -927,8 +927,8 @@ static wrn_status flat(wrn_net *n, int which, cl_mem *m, size_t *cnt) {
 }
 
 wrn_status wrn_net_read(wrn_net *n, int which, double *out) {
-  cl_mem m;
-  size_t cnt;
+  cl_mem m = NULL;
+  size_t cnt = 0;
   WRN_TRY(flat(n, which, &m, &cnt));
   size_t rs = wrn_ctx_real_size(n->ctx);
   if (rs == 8) return wrn_read(n->ctx, out, M(m, 0), cnt);
@@ -941,8 +941,8 @@ wrn_status wrn_net_read(wrn_net *n, int which, double *out) {
 }
 
 wrn_status wrn_net_write(wrn_net *n, int which, const double *in) {
-  cl_mem m;
-  size_t cnt;
+  cl_mem m = NULL;
+  size_t cnt = 0;
   WRN_TRY(flat(n, which, &m, &cnt));
   size_t rs = wrn_ctx_real_size(n->ctx);
   if (rs == 8) return wrn_write(n->ctx, M(m, 0), in, cnt);

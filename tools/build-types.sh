@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 types=("$@")
 ((${#types[@]})) || types=(Release Debug RelWithDebInfo MinSizeRel)
 jobs=$(nproc)
+mkdir -p build-types
 failed=()
 for t in "${types[@]}"; do
   d=build-types/$t

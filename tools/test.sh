@@ -20,8 +20,10 @@ unset WRN_DUMP_BUILDS
 t1=$(date +%s)
 echo "test.sh: suite passed in $((t1 - t0)) s; now the kernels offline for other GPUs"
 python3 tools/cl_offline.py build/cl-builds.txt --jobs "$jobs" --json build/cl-offline.json
+echo "test.sh: offline kernel compiles passed; now the other build types, warnings as errors"
+bash tools/build-types.sh Release MinSizeRel Debug
 t1=$(date +%s)
-echo "test.sh: offline kernel compiles passed; now the sanitizer build of the unit tests"
+echo "test.sh: every build type is warning-free; now the sanitizer build of the unit tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWRN_WERROR=ON -DWRN_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 # PoCL and the ICD loader keep some allocations until exit: suppress leaks from those
