@@ -14,7 +14,7 @@
 typedef struct tensor {
   int c, h, w;
   size_t per_image; /* c*h*w */
-  int producer;     /* layer index, -1 for the input */
+  int producer;     /* layer index, -1 for the input, -2 never computed (fused away) */
   int needs_grad;
   /* liveness (times in the step's op sequence) and placement, in elements */
   int v_def, v_end, g_def, g_end;
@@ -43,6 +43,7 @@ struct layer {
   int buf[2], nbuf;                    /* indices into net->bufs */
   size_t save_off;                     /* BN: saved mean / invstd in net->saved */
   wrn_conv_shape cs;
+  int add_in; /* conv: a tensor its forward adds to the result (a fused residual add), or -1 */
   char algo[WRN_CONV_PASSES][WRN_CONV_CHOICE_MAX]; /* conv: the choice per pass ("" unused) */
   wrn_pool_shape ps;
 };
@@ -167,6 +168,7 @@ static layer *new_layer(wrn_net *n, wrn_layer_kind kind, const layer_ops *ops, c
   l->kind = kind;
   l->ops = ops;
   l->out = -1;
+  l->add_in = -1;
   snprintf(l->name, sizeof l->name, "%s", name ? name : "");
   return l;
 }
@@ -317,6 +319,43 @@ int wrn_net_linear(wrn_net *n, const char *name, int x, int out) {
 
 /* ---------------------------------------------------------------- planning */
 
+static const layer_ops add_tail_ops;
+
+/* The residual add y = a + b where a is made by a conv layer and read by nothing else: the
+ * conv's forward adds b itself (wrn_conv_io.add) and writes y, so a is never stored and the
+ * add's forward is gone; the add keeps only its backward to b (its other operand), and the
+ * conv's backward reads y's gradient, which is a's. Of two conv operands the later one is
+ * fused, so the other operand is ready when it runs. */
+static void fuse_adds(wrn_net *n) {
+  if (n->opt.no_fusion) return;
+  for (int li = 0; li < n->nl; li++) {
+    layer *l = &n->l[li];
+    if (l->kind != WRN_LAYER_ADD || l->ops != &add_ops || l->nin != 2 || l->relu ||
+        l->in[0] == l->in[1])
+      continue;
+    int best = -1;
+    for (int j = 0; j < 2; j++) {
+      const int a = l->in[j], c = n->t[a].producer;
+      if (c < 0 || n->l[c].kind != WRN_LAYER_CONV || n->l[c].add_in >= 0) continue;
+      int readers = 0;
+      for (int k = 0; k < n->nl; k++)
+        for (int q = 0; q < n->l[k].nin; q++) readers += n->l[k].in[q] == a;
+      const int other = n->t[l->in[1 - j]].producer;
+      if (readers == 1 && other < c && (best < 0 || c > n->t[l->in[best]].producer)) best = j;
+    }
+    if (best < 0) continue;
+    const int a = l->in[best], b = l->in[1 - best], c = n->t[a].producer;
+    layer *conv = &n->l[c];
+    conv->add_in = b;
+    conv->out = l->out;
+    n->t[l->out].producer = c;
+    n->t[a].producer = -2;
+    l->ops = &add_tail_ops;
+    l->in[0] = b;
+    l->nin = 1;
+  }
+}
+
 /* Times: forward of layer i at i; the loss at L; backward of layer i at 2L - i. */
 static void liveness(wrn_net *n) {
   int L = n->nl;
@@ -407,6 +446,7 @@ wrn_status wrn_net_plan(wrn_net *n) {
   tensor *out = &n->t[n->nt - 1];
   if (out->h != 1 || out->w != 1)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "the last layer must give logits [batch][classes]");
+  fuse_adds(n);
   liveness(n);
   block *bl = calloc((size_t)(2 * n->nt), sizeof *bl);
   if (!bl) return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
@@ -414,6 +454,7 @@ wrn_status wrn_net_plan(wrn_net *n) {
   size_t naive = 0;
   for (int i = 0; i < n->nt; i++) {
     tensor *t = &n->t[i];
+    if (t->producer == -2) continue; /* fused away: never stored */
     size_t sz = wrn_round_up(t->per_image * (size_t)n->batch, ARENA_ALIGN);
     bl[nbl++] = (block){t->v_def, t->v_end, sz, 0, &t->v_off};
     naive += sz;
@@ -672,7 +713,8 @@ wrn_status wrn_net_init_params(wrn_net *n, uint64_t seed) {
 
 static wrn_status conv_pass(wrn_net *n, layer *l, wrn_conv_pass pass, wrn_mem out, wrn_mem a,
                             wrn_mem b, int accumulate) {
-  wrn_conv_io io = {out, a, b, {NULL, 0}, accumulate, M(n->ws, 0), n->ws_elems};
+  const wrn_mem add = pass == WRN_CONV_FORWARD && l->add_in >= 0 ? V(n, l->add_in) : M(NULL, 0);
+  wrn_conv_io io = {out, a, b, add, accumulate, M(n->ws, 0), n->ws_elems};
   wrn_ctx_set_tag(n->ctx, (int)(l - n->l) * WRN_CONV_PASSES + (int)pass);
   wrn_status s = wrn_conv_run(n->ctx, l->algo[pass], pass, &l->cs, &io);
   wrn_ctx_set_tag(n->ctx, -1);
@@ -748,6 +790,18 @@ static wrn_status add_bwd(wrn_net *n, layer *l, const int *acc) {
   return WRN_OK;
 }
 static const layer_ops add_ops = {add_fwd, add_bwd, 0, 0};
+
+/* What is left of an add fused into its conv operand (fuse_adds): the gradient of the other
+ * operand, in[0]. */
+static wrn_status add_tail_fwd(wrn_net *n, layer *l, int train, uint64_t seed, uint64_t step) {
+  return WRN_OK;
+}
+static wrn_status add_tail_bwd(wrn_net *n, layer *l, const int *acc) {
+  if (!n->t[l->in[0]].needs_grad) return WRN_OK;
+  size_t cnt = n->t[l->out].per_image * (size_t)n->batch;
+  return wrn_axpy(n->ctx, G(n, l->in[0]), G(n, l->out), 1.0, cnt, acc[0]);
+}
+static const layer_ops add_tail_ops = {add_tail_fwd, add_tail_bwd, 0, 0};
 
 static wrn_status avgpool_fwd(wrn_net *n, layer *l, int train, uint64_t seed, uint64_t step) {
   return wrn_avgpool_forward(n->ctx, V(n, l->out), V(n, l->in[0]), &l->ps);
@@ -1041,6 +1095,7 @@ wrn_status wrn_net_check_plan(const wrn_net *n) {
   }
   for (int i = 0; i < n->nt; i++) {
     const tensor *t = &n->t[i];
+    if (t->producer == -2) continue;
     size_t sz = t->per_image * (size_t)n->batch;
     off[nb] = t->v_off, len[nb] = sz, d[nb] = t->v_def, e[nb] = t->v_end, nb++;
     if (t->needs_grad) off[nb] = t->g_off, len[nb] = sz, d[nb] = t->g_def, e[nb] = t->g_end, nb++;

@@ -53,6 +53,8 @@ typedef struct wrn_net_options {
   double bn_eps;      /* 1e-5 */
   int bn_gamma_one;   /* 1: gamma = 1 instead of U(0, 1) */
   size_t max_workspace_elems; /* bound on the conv workspace; 0 = no bound */
+  int no_fusion; /* 1: keep each residual add a layer of its own (default 0: a conv that is an
+                    add's only producer of one operand adds the other in its output pass) */
 } wrn_net_options;
 void wrn_net_options_default(wrn_net_options *o);
 

@@ -219,6 +219,12 @@ wrn_status wrn_train_options_check(const wrn_train_options *o) {
                       o->lr_drops[i], o->lr_drops[i - 1]);
   if (o->batch < 1 || o->epochs < 1)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "--batch and --epochs must be at least 1");
+  if (o->conv_algo[0] && strcmp(o->conv_algo, "auto") && !strchr(o->conv_algo, '@') &&
+      wrn_conv_choice_check(o->conv_algo) != WRN_OK) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", wrn_last_error());
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "--conv-algo: %s", msg);
+  }
   return WRN_OK;
 }
 

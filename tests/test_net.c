@@ -25,7 +25,7 @@ static double loss_at(const double *p, void *user) {
   return ls / g->batch;
 }
 
-static void gradcheck(double dropout) {
+static void gradcheck(double dropout, const char *algo) {
   wrn_ctx *ctx = t_ctx64();
   if (!ctx) skip();
   /* WRN-10-1 on 3x8x8 inputs, batch 3, 4 classes: every layer kind, the projection shortcut,
@@ -35,8 +35,17 @@ static void gradcheck(double dropout) {
   wrn_net *net;
   WT_OK(wrn_net_create(&net, ctx, batch, NULL));
   WT_OK(wrn_model_build(net, &s));
+  if (algo) WT_OK(wrn_net_set_conv_choices(net, algo));
   WT_OK(wrn_net_finalize(net));
   WT_OK(wrn_net_init_params(net, 11));
+  if (algo) {
+    /* The forced algorithm runs where it supports a layer: some layer and pass must use it. */
+    int used = 0;
+    for (int i = 0; i < wrn_net_layer_count(net); i++)
+      for (int q = 0; q < WRN_CONV_PASSES; q++)
+        used += !strcmp(wrn_net_conv_choice(net, i, (wrn_conv_pass)q), algo);
+    if (!used) fail_msg("no conv layer of the network uses %s", algo);
+  }
   size_t np = wrn_net_flat_count(net, 0);
   double *p = malloc(np * sizeof *p), *grad = malloc(np * sizeof *grad);
   WT_OK(wrn_net_read(net, 0, p));
@@ -93,20 +102,27 @@ static void gradcheck(double dropout) {
       checked++;
     }
   }
-  print_message("gradient check (dropout %.1f): loss %.6f, %d entries over %d tensors, largest "
-                "relative error %.3g, largest absolute %.3g\n",
-                dropout, l0, checked, wrn_net_param_tensors(net), worst, worst_abs);
+  print_message("gradient check (dropout %.1f, conv %s): loss %.6f, %d entries over %d tensors, "
+                "largest relative error %.3g, largest absolute %.3g\n",
+                dropout, algo ? algo : "tuner's", l0, checked, wrn_net_param_tensors(net), worst,
+                worst_abs);
   free(p), free(grad), free(x);
   wrn_net_free(net);
 }
 
 static void test_gradcheck(void **state) {
   (void)state;
-  gradcheck(0.0);
+  gradcheck(0.0, NULL);
 }
 static void test_gradcheck_dropout(void **state) {
   (void)state;
-  gradcheck(0.3);
+  gradcheck(0.3, NULL);
+}
+/* The same check with each convolution algorithm forced in turn (where it supports a layer;
+ * the others keep the tuner's choice). */
+static void test_gradcheck_each_algorithm(void **state) {
+  (void)state;
+  for (int i = 0; i < wrn_conv_algo_count(); i++) gradcheck(0.0, wrn_conv_algo_name(i));
 }
 
 static void test_overfit(void **state) {
@@ -171,6 +187,7 @@ static int teardown(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_builder_errors), cmocka_unit_test(test_gradcheck),
-      cmocka_unit_test(test_gradcheck_dropout), cmocka_unit_test(test_overfit)};
+      cmocka_unit_test(test_gradcheck_dropout), cmocka_unit_test(test_gradcheck_each_algorithm),
+      cmocka_unit_test(test_overfit)};
   return cmocka_run_group_tests_name("net", tests, NULL, teardown);
 }

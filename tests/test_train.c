@@ -403,6 +403,46 @@ static void test_run_stop_resume(void **state) {
   assert_int_not_equal(stat(unused, &st), 0); /* evaluation makes no run folder */
 }
 
+/* A checkpoint records the convolution choices the run computed with, and a resume uses
+ * them rather than asking the tuner again (which is forced to another algorithm here). */
+static void test_conv_choices_replayed(void **state) {
+  (void)state;
+  wrn_train_options o;
+  sample_options(&o, "algos", 1);
+  WT_OK(wrn_train_option_set(&o, "--conv-algo", "winograd2"));
+  watch w = {0};
+  WT_OK(run_once(&o, WRN_TRAIN_NEW, &w));
+  char last[512];
+  snprintf(last, sizeof last, "%s/algos/last.safetensors", tmp);
+  wrn_st_file *f;
+  WT_OK(wrn_st_open(&f, last));
+  const char *stored = wrn_st_meta(f, "conv_algos");
+  assert_non_null(stored);
+  char *copy = strdup(stored);
+  wrn_st_close(f);
+  assert_non_null(strstr(copy, "group0.block0.conv1@forward=winograd2"));
+  assert_non_null(strstr(copy, "conv0@forward=")); /* every conv layer is listed */
+  wrn_train_options r;
+  wrn_train_options_default(&r);
+  WT_OK(wrn_train_options_load(&r, last, 0));
+  assert_string_equal(r.conv_algo, copy);
+  r.epochs = 2;
+  snprintf(r.out, sizeof r.out, "%s/algos", tmp);
+  snprintf(r.device, sizeof r.device, "%s", o.device);
+  setenv("WRN_CONV_ALGO", "im2col", 1);
+  watch rest = {0};
+  wrn_train_hooks h = {build, on_event, &rest, &rest.stop};
+  wrn_trainer *t;
+  wrn_status s = wrn_trainer_open(&t, &r, &h, WRN_TRAIN_RESUME);
+  unsetenv("WRN_CONV_ALGO");
+  WT_OK(s);
+  static char now[WRN_TRAIN_CONV_ALGO_MAX];
+  WT_OK(wrn_net_conv_choices(wrn_trainer_net(t), now, sizeof now));
+  assert_string_equal(now, copy);
+  wrn_trainer_free(t);
+  free(copy);
+}
+
 static void test_open_errors(void **state) {
   (void)state;
   wrn_train_options o;
@@ -449,6 +489,6 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_schedule), cmocka_unit_test(test_options),
       cmocka_unit_test(test_checkpoint_roundtrip), cmocka_unit_test(test_open_errors),
-      cmocka_unit_test(test_run_stop_resume)};
+      cmocka_unit_test(test_run_stop_resume), cmocka_unit_test(test_conv_choices_replayed)};
   return cmocka_run_group_tests_name("train", tests, setup, teardown);
 }
