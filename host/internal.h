@@ -127,6 +127,11 @@ void wrn_arg_local(wrn_args *a, size_t bytes);
  * profiling event when enabled. lws may be NULL. */
 wrn_status wrn_launch(wrn_args *a, cl_uint dim, const size_t *gws, const size_t *lws,
                       wrn_op_cat cat, double flops);
+/* The same with a global work offset (get_global_id(d) starts at offset[d]; NULL for none):
+ * a kernel keyed by its global index then draws as the part [offset, offset + gws) of a larger
+ * range. Refused when the range would pass the device's address width. */
+wrn_status wrn_launch_at(wrn_args *a, cl_uint dim, const size_t *offset, const size_t *gws,
+                         const size_t *lws, wrn_op_cat cat, double flops);
 /* 1-D launch over n items: the global size is rounded up to the work-group size, so the
  * kernel must check its index against n. */
 wrn_status wrn_launch_1d(wrn_args *a, size_t n, wrn_op_cat cat);

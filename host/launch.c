@@ -152,13 +152,28 @@ static wrn_status check_args(wrn_args *a) {
 
 wrn_status wrn_launch(wrn_args *a, cl_uint dim, const size_t *gws, const size_t *lws,
                       wrn_op_cat cat, double flops) {
+  return wrn_launch_at(a, dim, NULL, gws, lws, cat, flops);
+}
+
+wrn_status wrn_launch_at(wrn_args *a, cl_uint dim, const size_t *offset, const size_t *gws,
+                         const size_t *lws, wrn_op_cat cat, double flops) {
   WRN_TRY(check_args(a));
   for (cl_uint i = 0; i < dim; i++)
     if (gws[i] == 0) return WRN_OK; /* nothing to do */
   wrn_ctx *ctx = a->ctx;
+  if (offset) {
+    cl_uint bits = 64;
+    WRN_CL_CHECK(clGetDeviceInfo(ctx->dev.device, CL_DEVICE_ADDRESS_BITS, sizeof bits, &bits,
+                                 NULL));
+    for (cl_uint i = 0; i < dim; i++)
+      if (bits < 64 && (offset[i] > UINT32_MAX || gws[i] > UINT32_MAX - offset[i]))
+        return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                        "a launch of %zu items at offset %zu passes the %u-bit address range "
+                        "of '%s'", gws[i], offset[i], bits, ctx->dev.name);
+  }
   cl_event *ev = wrn_event_slot(ctx, cat, flops);
   if (ev) ctx->events[ctx->nevents - 1].name = kernel_table[a->id].name;
-  cl_int e = clEnqueueNDRangeKernel(ctx->queue, a->k, dim, NULL, gws, lws, 0, NULL, ev);
+  cl_int e = clEnqueueNDRangeKernel(ctx->queue, a->k, dim, offset, gws, lws, 0, NULL, ev);
   if (e != CL_SUCCESS) {
     if (ev) ctx->nevents--;
     char name[128];
