@@ -1,6 +1,7 @@
 /* Input pipeline: uint8 images to normalised reals, with an optional random horizontal flip
  * and a crop out of a reflection-padded image (numpy 'reflect': the edge pixel is not
- * repeated). Sample i of a batch draws philox(ctr = (i, 0, step_lo, step_hi),
+ * repeated), and optional cutout (a square zeroed after normalisation, DeVries & Taylor 2017;
+ * its centre from philox(ctr = (i, 1, step_lo, step_hi), the same key)). Sample i of a batch draws philox(ctr = (i, 0, step_lo, step_hi),
  * key = (seed_lo, seed_hi)): flip = r.x & 1, dy = below(r.y, 2 pad + 1),
  * dx = below(r.z, 2 pad + 1); host/augment.c (wrn_augment_params) draws the same.
  * A 2-D range: dimension 0 runs over the pixels of one plane (coalesced writes), dimension 1
@@ -15,7 +16,7 @@ inline int wrn_reflect(int i, int len) { return i < 0 ? -i : (i >= len ? 2 * (le
 __kernel void augment(__global real *y, ulong y_off, __global const uchar *img, ulong img_off,
                       int c, int h, int w, int augment, int pad, uint seed_lo, uint seed_hi,
                       uint step_lo, uint step_hi, real mean0, real mean1, real mean2,
-                      real std0, real std1, real std2) {
+                      real std0, real std1, real std2, int cutout) {
   const uint hw = (uint)h * (uint)w;
   const uint pix = (uint)get_global_id(0);
   if (pix >= hw) return;
@@ -34,5 +35,13 @@ __kernel void augment(__global real *y, ulong y_off, __global const uchar *img, 
   const real sd = ch == 0 ? std0 : (ch == 1 ? std1 : std2);
   const ulong base = (ulong)plane * hw;
   real v = (real)img[img_off + base + (ulong)sy * (ulong)w + (ulong)sx];
-  y[y_off + base + pix] = (v - mean) / sd;
+  real out = (v - mean) / sd;
+  if (cutout > 0) {
+    /* Cutout: a second draw of the sample's stream (counter word 1 = 1) places the centre. */
+    uint4 q = wrn_philox((uint4)(sample, 1u, step_lo, step_hi), (uint2)(seed_lo, seed_hi));
+    const int y0 = (int)wrn_below(q.x, (uint)h) - cutout / 2;
+    const int x0 = (int)wrn_below(q.y, (uint)w) - cutout / 2;
+    if (oy >= y0 && oy < y0 + cutout && ox >= x0 && ox < x0 + cutout) out = 0;
+  }
+  y[y_off + base + pix] = out;
 }

@@ -33,11 +33,13 @@ inline void wrn_loss_sum(__local real *sv, int lid, int lsz) {
 }
 
 /* loss[n], correct[n], dl[n][k] (written when has_dl), x[n][k], labels[n] (int32).
- * gscale = scale / n. sv, si: local scratch of one element per work-item. */
+ * gscale = scale / n. smooth: label smoothing eps, the target being (1 - eps) onehot + eps / k
+ * (0: plain cross-entropy, with the same bits as without the term). sv, si: local scratch of
+ * one element per work-item. */
 __kernel void softmax_xent(__global real *loss, ulong loss_off, __global real *correct,
                            ulong correct_off, __global real *dl, ulong dl_off,
                            __global const real *x, ulong x_off, __global const int *labels,
-                           ulong labels_off, int n, int k, real gscale, int has_dl,
+                           ulong labels_off, int n, int k, real gscale, real smooth, int has_dl,
                            __local real *sv, __local int *si) {
   /* The host launches exactly n work-groups. No early return before the barriers: even a
    * uniform one corrupts memory under PoCL 5 (checked: writes past the buffers). */
@@ -71,19 +73,35 @@ __kernel void softmax_xent(__global real *loss, ulong loss_off, __global real *c
   wrn_loss_sum(sv, lid, lsz);
   s = sv[0];
 
+  /* Label smoothing needs the mean of (max - x_j) over the classes: -sum_j q_j log p_j =
+   * (1 - eps) (max - x_lab) + eps mean_j (max - x_j) + log(s). The branch is uniform over the
+   * work-group (smooth is a kernel argument), so its barriers are reached by all or none. */
+  real u = 0;
+  if (smooth != 0) {
+    barrier(CLK_LOCAL_MEM_FENCE); /* everyone has read sv[0] */
+    real d = 0;
+    for (int j = lid; j < k; j += lsz) d += m - xi[j];
+    sv[lid] = d;
+    wrn_loss_sum(sv, lid, lsz);
+    u = sv[0] / (real)k;
+  }
+
   const int lab = labels[labels_off + i];
   const int ok = lab >= 0 && lab < k;
   if (lid == 0) {
     /* (max - x[label]) first: both are logits of similar size, so the large common part
      * cancels exactly before the small log term is added. */
-    loss[loss_off + i] = ok ? (m - xi[lab]) + log(s) : (real)NAN;
+    real lx = ok ? m - xi[lab] : (real)0; /* a bad label reads nothing */
+    if (smooth != 0) lx = ((real)1 - smooth) * lx + smooth * u;
+    loss[loss_off + i] = ok ? lx + log(s) : (real)NAN;
     correct[correct_off + i] = (ok && mi == lab) ? (real)1 : (real)0;
   }
   if (has_dl) {
     __global real *dli = dl + dl_off + (ulong)i * (ulong)k;
+    const real off = smooth / (real)k, on = (real)1 - smooth + off;
     for (int j = lid; j < k; j += lsz) {
       real p = exp(xi[j] - m) / s;
-      dli[j] = ok ? (p - (j == lab ? (real)1 : (real)0)) * gscale : (real)NAN;
+      dli[j] = ok ? (p - (j == lab ? on : off)) * gscale : (real)NAN;
     }
   }
 }

@@ -1,4 +1,4 @@
-/* Input pipeline: flip, reflection-pad crop and normalisation of uint8 images
+/* Input pipeline: flip, reflection-pad crop, normalisation and cutout of uint8 images
  * (cl/augment.cl). */
 #include "internal.h"
 
@@ -8,7 +8,7 @@
 static uint32_t below(uint32_t x, uint32_t n) { return (uint32_t)(((uint64_t)x * n) >> 32); }
 
 wrn_augment wrn_augment_recipe(void) {
-  wrn_augment a = {1, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f}, 0, 0};
+  wrn_augment a = {1, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f}, 0, 0, 0};
   return a;
 }
 
@@ -31,6 +31,22 @@ void wrn_augment_params(const wrn_augment *a, int i, int *flip, int *dy, int *dx
   if (dx) *dx = ox;
 }
 
+int wrn_augment_cutout(const wrn_augment *a, int i, int h, int w, int *y0, int *x0) {
+  int on = a && a->cutout > 0 && h > 0 && w > 0;
+  int cy = 0, cx = 0;
+  if (on) {
+    uint32_t ctr[4] = {(uint32_t)i, 1u, (uint32_t)a->step, (uint32_t)(a->step >> 32)};
+    uint32_t key[2] = {(uint32_t)a->seed, (uint32_t)(a->seed >> 32)};
+    uint32_t r[4];
+    wrn_philox4x32(ctr, key, r);
+    cy = (int)below(r[0], (uint32_t)h) - a->cutout / 2;
+    cx = (int)below(r[1], (uint32_t)w) - a->cutout / 2;
+  }
+  if (y0) *y0 = cy;
+  if (x0) *x0 = cx;
+  return on;
+}
+
 wrn_status wrn_augment_forward(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_off, int n,
                                int c, int h, int w, const wrn_augment *a) {
   static const char *fn = "augment_forward";
@@ -50,6 +66,8 @@ wrn_status wrn_augment_forward(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_o
                     "%s: pad = %d must be >= 0 and smaller than h = %d and w = %d (one "
                     "reflection)",
                     fn, a->pad, h, w);
+  if (a->cutout < 0)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: cutout = %d must be >= 0", fn, a->cutout);
   for (int ch = 0; ch < c; ch++)
     if (!isfinite(a->mean[ch]) || !isfinite(a->std[ch]) || a->std[ch] == 0)
       return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
@@ -87,6 +105,7 @@ wrn_status wrn_augment_forward(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_o
   wrn_arg_uint(&k, (cl_uint)(a->step >> 32));
   for (int ch = 0; ch < 3; ch++) wrn_arg_real(&k, mean[ch]);
   for (int ch = 0; ch < 3; ch++) wrn_arg_real(&k, sd[ch]);
+  wrn_arg_int(&k, a->cutout);
   size_t lws[2] = {ctx->max_wg < 256 ? ctx->max_wg : 256, 1};
   size_t gws[2] = {wrn_round_up(hw, lws[0]), planes};
   return wrn_launch(&k, 2, gws, lws, WRN_CAT_AUGMENT, 0);

@@ -11,6 +11,14 @@
 wrn_status wrn_softmax_xent(wrn_ctx *ctx, wrn_mem loss_out, wrn_mem correct_out,
                             wrn_mem dlogits, wrn_mem logits, cl_mem labels, size_t labels_off,
                             int n, int k, double scale) {
+  return wrn_softmax_xent_smooth(ctx, loss_out, correct_out, dlogits, logits, labels,
+                                 labels_off, n, k, scale, 0.0);
+}
+
+wrn_status wrn_softmax_xent_smooth(wrn_ctx *ctx, wrn_mem loss_out, wrn_mem correct_out,
+                                   wrn_mem dlogits, wrn_mem logits, cl_mem labels,
+                                   size_t labels_off, int n, int k, double scale,
+                                   double smoothing) {
   static const char *fn = "softmax_xent";
   if (!ctx) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: NULL context", fn);
   if (n <= 0 || k <= 0)
@@ -23,6 +31,9 @@ wrn_status wrn_softmax_xent(wrn_ctx *ctx, wrn_mem loss_out, wrn_mem correct_out,
                     (void *)labels);
   if (!isfinite(scale))
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: scale = %g is not finite", fn, scale);
+  if (!(smoothing >= 0 && smoothing < 1))
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: label smoothing = %g must be in [0, 1)",
+                    fn, smoothing);
   /* The label offset counts int32s, not reals: a unit mix-up is easy, so check the span. */
   size_t lbytes = 0;
   WRN_CL_CHECK(clGetMemObjectInfo(labels, CL_MEM_SIZE, sizeof lbytes, &lbytes, NULL));
@@ -50,6 +61,7 @@ wrn_status wrn_softmax_xent(wrn_ctx *ctx, wrn_mem loss_out, wrn_mem correct_out,
   wrn_arg_int(&kern, n);
   wrn_arg_int(&kern, k);
   wrn_arg_real(&kern, scale / n);
+  wrn_arg_real(&kern, smoothing);
   wrn_arg_int(&kern, has_dl);
   wrn_arg_local(&kern, lws * ctx->real_size);
   wrn_arg_local(&kern, lws * sizeof(cl_int));

@@ -891,8 +891,9 @@ wrn_status wrn_net_loss(wrn_net *n, int cnt, int grad) {
     /* Padded samples take no part in the gradient. */
     WRN_TRY(wrn_fill(n->ctx, G(n, out), 0.0, (size_t)n->batch * n->t[out].c));
   }
-  return wrn_softmax_xent(n->ctx, M(n->loss, 0), M(n->correct, 0), dl, V(n, out), n->labels, 0,
-                          cnt, n->t[out].c, 1.0);
+  return wrn_softmax_xent_smooth(n->ctx, M(n->loss, 0), M(n->correct, 0), dl, V(n, out),
+                                 n->labels, 0, cnt, n->t[out].c, 1.0,
+                                 grad ? n->opt.label_smoothing : 0.0);
 }
 
 wrn_status wrn_net_read_loss(wrn_net *n, int cnt, double *loss_sum, int *correct) {

@@ -362,6 +362,14 @@ wrn_status wrn_maxpool_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, wrn_mem x,
 wrn_status wrn_softmax_xent(wrn_ctx *ctx, wrn_mem loss_out, wrn_mem correct_out,
                             wrn_mem dlogits, wrn_mem logits, cl_mem labels, size_t labels_off,
                             int n, int k, double scale);
+/* The same with label smoothing (Szegedy et al. 2016): the target of sample i is
+ * q = (1 - smoothing) onehot(label) + smoothing / k, loss_out[i] = -sum_j q_j log softmax_j
+ * and dlogits = (softmax - q) / n * scale. smoothing in [0, 1); 0 gives wrn_softmax_xent's
+ * bits exactly. */
+wrn_status wrn_softmax_xent_smooth(wrn_ctx *ctx, wrn_mem loss_out, wrn_mem correct_out,
+                                   wrn_mem dlogits, wrn_mem logits, cl_mem labels,
+                                   size_t labels_off, int n, int k, double scale,
+                                   double smoothing);
 
 /* ---------------------------------------------------------------- optimiser */
 
@@ -383,23 +391,33 @@ typedef struct wrn_augment {
   int pad;           /* reflection padding (4) */
   float mean[3], std[3]; /* on the 0-255 scale */
   uint64_t seed, step;
+  int cutout; /* > 0: cutout (DeVries & Taylor 2017), a square of this side zeroed; 0: none */
 } wrn_augment;
 /* y[n][c][h][w] = (pixel - mean[c]) / std[c] from uint8 images img[n][c][h][w] (CIFAR
  * layout, bytes at byte offset img_off), c <= 3. With a->augment, sample i (its index in this
  * batch) draws r = Philox(ctr = (i, 0, step lo, step hi), key = (seed lo, seed hi)):
  * flip = r.x & 1, dy = below(r.y, 2 pad + 1), dx = below(r.z, 2 pad + 1); output (oy, ox)
  * takes the (flipped) image padded by `pad` pixels of numpy-'reflect' padding (the edge is not
- * repeated) at (oy + dy, ox + dx); pad < h and pad < w. Without augment, pad is ignored. */
+ * repeated) at (oy + dy, ox + dx); pad < h and pad < w. Without augment, pad is ignored.
+ * Cutout, with a->cutout = N > 0 (independent of a->augment): after normalisation, sample
+ * i's output pixels (oy, ox) with y0 <= oy < y0 + N and x0 <= ox < x0 + N are set to 0, where
+ * the centre (cy, cx) = (below(q.x, h), below(q.y, w)) is uniform over the image, drawn from
+ * q = Philox(ctr = (i, 1, step lo, step hi), the same key), and y0 = cy - N / 2,
+ * x0 = cx - N / 2 (integer division): the square is clipped at the borders. */
 wrn_status wrn_augment_forward(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_off, int n,
                                int c, int h, int w, const wrn_augment *a);
 /* The recipe's CIFAR input pipeline (Zagoruyko & Komodakis 2016): flip + crop on, reflection
  * padding 4, meanstd normalisation on the 0-255 scale with mean {125.3, 123.0, 113.9} and std
- * {63.0, 62.1, 66.7}; seed and step 0. Checkpoints record these values. */
+ * {63.0, 62.1, 66.7}; seed and step 0; no cutout. Checkpoints record these values. */
 wrn_augment wrn_augment_recipe(void);
 /* The flip and crop offsets sample i gets (host side, for tests and logs); offsets count in
  * the padded image, so (pad, pad) means no shift. All 0 when a->augment is 0. Outputs may be
  * NULL. */
 void wrn_augment_params(const wrn_augment *a, int i, int *flip, int *dy, int *dx);
+/* The top-left corner (y0, x0) of sample i's cutout square for an h x w image (it may lie
+ * outside the image: the square is clipped); (0, 0) and returns 0 when a->cutout is 0, else
+ * returns 1. Outputs may be NULL. */
+int wrn_augment_cutout(const wrn_augment *a, int i, int h, int w, int *y0, int *x0);
 
 /* ---------------------------------------------------------------- measurement */
 

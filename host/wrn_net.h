@@ -55,6 +55,7 @@ typedef struct wrn_net_options {
   size_t max_workspace_elems; /* bound on the conv workspace; 0 = no bound */
   int no_fusion; /* 1: keep each residual add a layer of its own (default 0: a conv that is an
                     add's only producer of one operand adds the other in its output pass) */
+  double label_smoothing; /* training loss against (1 - eps) onehot + eps / classes (0) */
 } wrn_net_options;
 void wrn_net_options_default(wrn_net_options *o);
 
@@ -114,7 +115,8 @@ wrn_status wrn_net_set_input_real(wrn_net *net, const double *x, const int32_t *
  * masks keyed by (dropout_seed, step, layer); train = 0: running statistics, no dropout. */
 wrn_status wrn_net_forward(wrn_net *net, int train, uint64_t dropout_seed, uint64_t step);
 /* Softmax cross-entropy of the first n samples (mean over n) and, when grad = 1, the logits'
- * gradient. */
+ * gradient; with grad = 1 (training) against targets smoothed by the options'
+ * label_smoothing, with grad = 0 (evaluation) against the labels themselves. */
 wrn_status wrn_net_loss(wrn_net *net, int n, int grad);
 /* Reads the last loss: sum of the n per-sample losses and the number correct (blocks). */
 wrn_status wrn_net_read_loss(wrn_net *net, int n, double *loss_sum, int *correct);

@@ -18,6 +18,7 @@ wrn_status wrn_replicas_open(wrn_replicas *R, const wrn_train_options *o,
   wrn_net_options no;
   wrn_net_options_default(&no);
   no.bn_gamma_one = o->bn_gamma_one;
+  no.label_smoothing = o->label_smoothing;
   no.max_workspace_elems = (size_t)(o->workspace_mib * 1048576.0 / 4);
   TRAIN_TRY("setting up the model", wrn_net_create(&p->net, p->ctx, o->batch, &no));
   TRAIN_TRY("setting up the model", hooks->build(p->net, o, hooks->user));

@@ -49,7 +49,8 @@ typedef enum opt_type {
   OPT_DROPS, /* lr_drops and n_lr_drops */
   OPT_SWITCH,
   OPT_DATASET,
-  OPT_LABELS
+  OPT_LABELS,
+  OPT_SCHEDULE
 } opt_type;
 
 typedef struct opt_def {
@@ -87,6 +88,10 @@ static const opt_def opt_defs[] = {
     OPT("--momentum-reset", OPT_SWITCH, momentum_reset, 0, 0, 1),
     OPT("--bn-gamma-one", OPT_SWITCH, bn_gamma_one, 0, 0, 1),
     OPT("--workspace-mib", OPT_REAL, workspace_mib, 1, 1 << 20, 1),
+    OPT("--lr-schedule", OPT_SCHEDULE, lr_schedule, 0, 0, 1),
+    OPT("--warmup-epochs", OPT_INT, warmup_epochs, 0, 100000, 1),
+    OPT("--label-smoothing", OPT_REAL, label_smoothing, 0, 0.999, 1),
+    OPT("--cutout", OPT_INT, cutout, 0, 4096, 1),
     OPT("--device", OPT_STR, device, 0, 0, 0),
     OPT("--out", OPT_STR, out, 0, 0, 0),
     OPT("--init", OPT_STR, init, 0, 0, 0),
@@ -97,6 +102,7 @@ static const opt_def opt_defs[] = {
 #define MAX_VALUE 1100 /* the longest value text: a 1023-character path */
 
 static const char *const label_names[] = {"fine", "coarse"};
+static const char *const schedule_names[] = {"step", "cosine"};
 
 static const opt_def *opt_find(const char *name) {
   for (int i = 0; i < N_OPTS; i++)
@@ -179,6 +185,14 @@ wrn_status wrn_train_option_set(wrn_train_options *o, const char *name, const ch
     return wrn_train_context(wrn_dataset_kind_parse(v, (wrn_dataset_kind *)field), name);
   case OPT_LABELS:
     return wrn_train_context(wrn_labels_parse(v, (wrn_labels *)field), name);
+  case OPT_SCHEDULE:
+    for (int i = 0; i < 2; i++)
+      if (!strcmp(v, schedule_names[i])) {
+        *(wrn_lr_schedule *)field = (wrn_lr_schedule)i;
+        return WRN_OK;
+      }
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s wants one of step, cosine; got '%s'", name,
+                    v);
   }
   return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: unknown option type", name);
 }
@@ -205,6 +219,9 @@ static void opt_text(const wrn_train_options *o, const opt_def *d, char *buf, si
   case OPT_LABELS:
     snprintf(buf, n, "%s", label_names[*(const wrn_labels *)field == WRN_LABELS_COARSE]);
     break;
+  case OPT_SCHEDULE:
+    snprintf(buf, n, "%s", schedule_names[*(const wrn_lr_schedule *)field == WRN_LR_COSINE]);
+    break;
   }
 }
 
@@ -219,6 +236,9 @@ wrn_status wrn_train_options_check(const wrn_train_options *o) {
                       o->lr_drops[i], o->lr_drops[i - 1]);
   if (o->batch < 1 || o->epochs < 1)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "--batch and --epochs must be at least 1");
+  if (o->warmup_epochs >= o->epochs)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "--warmup-epochs %d must be fewer than --epochs "
+                    "%d", o->warmup_epochs, o->epochs);
   if (o->conv_algo[0] && strcmp(o->conv_algo, "auto") && !strchr(o->conv_algo, '@') &&
       wrn_conv_choice_check(o->conv_algo) != WRN_OK) {
     char msg[1024];
@@ -273,12 +293,22 @@ wrn_status wrn_train_options_load(wrn_train_options *o, const char *path, int mo
 
 double wrn_train_lr(const wrn_train_options *o, int epoch) {
   double lr = o->lr;
-  for (int i = 0; i < o->n_lr_drops; i++)
-    if (epoch >= o->lr_drops[i]) lr *= o->lr_decay;
+  int w = o->warmup_epochs;
+  if (o->lr_schedule == WRN_LR_COSINE) {
+    int span = o->epochs - w > 0 ? o->epochs - w : 1;
+    int t = epoch - w - 1 > 0 ? epoch - w - 1 : 0;
+    const double pi = 3.14159265358979323846;
+    lr *= 0.5 * (1 + cos(pi * (double)t / span));
+  } else {
+    for (int i = 0; i < o->n_lr_drops; i++)
+      if (epoch >= o->lr_drops[i]) lr *= o->lr_decay;
+  }
+  if (epoch <= w) lr *= (double)epoch / (w + 1);
   return lr;
 }
 
 static int is_drop_epoch(const wrn_train_options *o, int epoch) {
+  if (o->lr_schedule != WRN_LR_STEP) return 0;
   for (int i = 0; i < o->n_lr_drops; i++)
     if (epoch == o->lr_drops[i]) return 1;
   return 0;
@@ -295,7 +325,7 @@ wrn_sgd wrn_train_sgd(const wrn_train_options *o, int epoch, int64_t step) {
 wrn_augment wrn_train_augment(const wrn_train_options *o, int train, uint64_t global_step) {
   /* The recipe's meanstd normalisation on the 0-255 scale (docs: wrn-recipe.md). */
   wrn_augment a = {train && o->augment, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f},
-                   o->seed * 0x9E3779B97F4A7C15ull + 1, global_step};
+                   o->seed * 0x9E3779B97F4A7C15ull + 1, global_step, train ? o->cutout : 0};
   return a;
 }
 
@@ -342,6 +372,7 @@ struct wrn_trainer {
   double time_done; /* training seconds of this epoch before the current stretch */
   double stretch_t0; /* start of the current stretch of training steps; < 0 when none */
   int warm;
+  char init_src[1024]; /* where the first weights came from: --init's file, "" for --seed */
 };
 
 static int mkdir_p(const char *path) {
@@ -434,6 +465,7 @@ static void resume_state_read(wrn_trainer *t, const wrn_st_file *f) {
   if ((v = wrn_st_meta(f, "partial_seen"))) st->seen = atoll(v);
   if ((v = wrn_st_meta(f, "partial_train_time"))) t->time_done = strtod(v, NULL);
   if ((v = wrn_st_meta(f, "best_test_acc"))) st->best_acc = strtod(v, NULL);
+  if ((v = wrn_st_meta(f, "init"))) snprintf(t->init_src, sizeof t->init_src, "%s", v);
   st->train_time = t->time_done;
 }
 
@@ -469,6 +501,7 @@ static wrn_status save_checkpoint(wrn_trainer *t, const char *path, int complete
   meta[m++] = (wrn_checkpoint_meta){"partial_seen", seen};
   meta[m++] = (wrn_checkpoint_meta){"partial_train_time", tt};
   meta[m++] = (wrn_checkpoint_meta){"best_test_acc", best};
+  meta[m++] = (wrn_checkpoint_meta){"init", t->init_src}; /* the run's, across resumes */
   if (log_line) meta[m++] = (wrn_checkpoint_meta){"log_line", log_line};
   static _Thread_local char algos[WRN_TRAIN_CONV_ALGO_MAX];
   TRAIN_TRY("writing a checkpoint",
@@ -519,6 +552,13 @@ static wrn_status log_line_build(wrn_trainer *t, const wrn_train_event *e) {
   if (!s)
     s = wrn_json_int(j, "n_parameters",
                      (int64_t)wrn_net_param_count(wrn_replicas_primary(&t->reps)));
+  /* What the numbers came from: the device and driver, this library, the first weights. */
+  const wrn_device_info *dev = wrn_ctx_device(wrn_net_ctx(wrn_replicas_primary(&t->reps)));
+  if (!s) s = wrn_json_str(j, "device", dev->name);
+  if (!s) s = wrn_json_str(j, "platform", dev->platform_name);
+  if (!s) s = wrn_json_str(j, "driver", dev->driver);
+  if (!s) s = wrn_json_str(j, "wrn_version", wrn_version());
+  if (!s) s = wrn_json_str(j, "init", t->init_src);
   return wrn_train_context(s, "building the log line");
 }
 
@@ -577,6 +617,7 @@ static wrn_status setup(wrn_trainer *t) {
     if (s != WRN_OK) return s;
   } else {
     TRAIN_TRY("initialising parameters", wrn_replicas_init(&t->reps, o->seed));
+    snprintf(t->init_src, sizeof t->init_src, "%s", o->init);
     if (o->init[0]) {
       wrn_st_file *f;
       TRAIN_TRY("--init", wrn_st_open(&f, o->init));
@@ -652,6 +693,8 @@ wrn_status wrn_trainer_evaluate(wrn_trainer *t, double *loss, double *acc) {
     ls += l;
     cor += c;
     seen += b.count;
+    wrn_train_event e = {.kind = WRN_TRAIN_EVENT_EVAL_STEP, .eval_seen = (size_t)seen};
+    emit(t, &e);
   }
   *loss = seen ? ls / (double)seen : NAN;
   *acc = seen ? 100.0 * (double)cor / (double)seen : NAN;

@@ -36,6 +36,12 @@ extern "C" {
 
 #define WRN_TRAIN_CONV_ALGO_MAX 16384
 
+/* The learning-rate schedule (--lr-schedule). */
+typedef enum wrn_lr_schedule {
+  WRN_LR_STEP = 0,  /* lr x lr_decay at each --epoch-step epoch (the recipe) */
+  WRN_LR_COSINE = 1 /* cosine annealing from lr towards 0 over the epochs after the warm-up */
+} wrn_lr_schedule;
+
 typedef struct wrn_train_options {
   /* The model: opaque to the trainer, read by the build hook (wrn_train_hooks). */
   char model[64];  /* --model: a name for the build hook ("wrn-28-10") */
@@ -56,6 +62,10 @@ typedef struct wrn_train_options {
   int momentum_reset;           /* --momentum-reset on|off (on): clear momentum at each drop */
   int augment, shuffle;         /* --augment, --shuffle on|off (on) */
   int bn_gamma_one;             /* --bn-gamma-one on|off (off): BN gamma starts at 1 */
+  wrn_lr_schedule lr_schedule;  /* --lr-schedule step|cosine (step) */
+  int warmup_epochs;            /* --warmup-epochs (0): a linear warm-up over the first N */
+  double label_smoothing;       /* --label-smoothing (0): training targets (1-eps) onehot + eps/k */
+  int cutout;                   /* --cutout (0): a square of side N zeroed per training image */
   uint64_t seed;                /* --seed (1): initialisation, order, augmentation, dropout */
   double workspace_mib;         /* --workspace-mib (1024): bound on the conv workspace */
   /* --conv-algo: "" or "auto" lets the tuner choose each conv layer's algorithm per pass; a
@@ -89,14 +99,21 @@ wrn_status wrn_train_options_load(wrn_train_options *o, const char *path, int mo
 
 /* ---------------------------------------------------------------- schedule and steps */
 
-/* The learning rate of 1-based `epoch`: lr times lr_decay for each drop epoch <= epoch. */
+/* The learning rate of 1-based `epoch` (the schedule steps once per epoch):
+ * - step: lr times lr_decay for each drop epoch <= epoch;
+ * - cosine (W = warmup_epochs, E = epochs): lr (1 + cos(pi (epoch - W - 1) / (E - W))) / 2 for
+ *   epoch > W, i.e. PyTorch's CosineAnnealingLR(T_max = E - W, eta_min = 0) stepped per epoch
+ *   after the warm-up;
+ * - with W > 0 the first W epochs run at (that schedule's rate) x epoch / (W + 1): a linear
+ *   warm-up that reaches the full rate at epoch W + 1. */
 double wrn_train_lr(const wrn_train_options *o, int epoch);
 /* The SGD settings of the step `step` (0-based) of `epoch`: that epoch's rate, and
  * first_step set (momentum buffer := gradient) on the run's very first step and, with
- * momentum_reset, on the first step of each drop epoch. */
+ * momentum_reset, on the first step of each drop epoch of the step schedule. */
 wrn_sgd wrn_train_sgd(const wrn_train_options *o, int epoch, int64_t step);
 /* The input pipeline of a step: the recipe's normalisation, and with train and o->augment
- * flip + reflect-pad-4 crop drawn from (o->seed, global_step). */
+ * flip + reflect-pad-4 crop drawn from (o->seed, global_step); with train and o->cutout
+ * cutout from the same stream. */
 wrn_augment wrn_train_augment(const wrn_train_options *o, int train, uint64_t global_step);
 
 /* One training step on a network whose input holds a batch (wrn_net_set_batch or
@@ -163,11 +180,14 @@ typedef struct wrn_train_state {
 
 typedef enum wrn_train_event_kind {
   WRN_TRAIN_EVENT_STEP = 0, /* a training step finished (state->step counts it) */
-  WRN_TRAIN_EVENT_EPOCH     /* an epoch finished: evaluated, checkpointed, logged; state has
+  WRN_TRAIN_EVENT_EPOCH,    /* an epoch finished: evaluated, checkpointed, logged; state has
                                moved on to the next epoch */
+  WRN_TRAIN_EVENT_EVAL_STEP /* a batch of the test split was evaluated (eval_seen of
+                               state->test_images so far) */
 } wrn_train_event_kind;
 
-/* What an event reports; valid during the hook only. */
+/* What an event reports; valid during the hook only. Hooks switch on the kind and ignore
+ * kinds they do not know (later versions may add some). */
 typedef struct wrn_train_event {
   wrn_train_event_kind kind;
   const wrn_train_state *state;
@@ -176,6 +196,8 @@ typedef struct wrn_train_event {
   double lr, train_loss, train_acc, test_loss, test_acc, train_time, test_time;
   int best;             /* its test accuracy is the best so far (best.safetensors written) */
   const char *log_line; /* the JSON object appended to log.jsonl */
+  /* WRN_TRAIN_EVENT_EVAL_STEP: test images evaluated so far in this evaluation. */
+  size_t eval_seen;
 } wrn_train_event;
 
 /* What the caller gives a trainer (copied by wrn_trainer_open). */
@@ -184,7 +206,8 @@ typedef struct wrn_train_hooks {
    * (o->classes already taken from the data set when it was 0); the trainer then
    * finalizes it. wrn_model_build fits: see docs/example_train.c. */
   wrn_status (*build)(wrn_net *net, const wrn_train_options *o, void *user);
-  /* Optional: called after every training step and every epoch. */
+  /* Optional: called after every training step, every evaluated test batch and every
+   * epoch. */
   void (*event)(const wrn_train_event *e, void *user);
   void *user; /* passed to both */
   /* Optional: when *stop is nonzero, wrn_trainer_run stops before its next step. A signal

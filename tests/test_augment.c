@@ -1,7 +1,7 @@
 /* Augmentation and normalisation against a naive host reference for the same keys, in float
  * and double; the statistics of flips and offsets; reproducibility per (seed, step); augment
- * off equals plain normalisation; reflection on a 4x4 image with known values; refused
- * arguments. */
+ * off equals plain normalisation; reflection on a 4x4 image with known values; cutout (against
+ * the reference, uniform centres, clipped squares); refused arguments. */
 #include "harness.h"
 #include "ref_augment.h"
 
@@ -9,7 +9,7 @@
 #include <string.h>
 
 static const wrn_augment cifar = {1, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f},
-                                  0x0123456789abcdefull, 0x100000007ull};
+                                  0x0123456789abcdefull, 0x100000007ull, 0};
 
 static uint8_t *random_images(size_t bytes, uint64_t seed) {
   uint8_t *img = malloc(bytes ? bytes : 1);
@@ -59,11 +59,12 @@ static t_tol aug_tol(wrn_ctx *ctx) {
 static double worst[2]; /* largest |y - ref| per real type */
 
 static void vs_ref_case(wrn_ctx *ctx, int n, int c, int h, int w, int pad, int augment,
-                        size_t boff, size_t yoff) {
+                        size_t boff, size_t yoff, int cutout) {
   size_t cnt = (size_t)n * c * h * w;
   wrn_augment a = cifar;
   a.pad = pad;
   a.augment = augment;
+  a.cutout = cutout;
   a.step += (uint64_t)n * 131 + (uint64_t)h;
   uint8_t *img = random_images(cnt, 40 + cnt);
   double *ref = malloc(cnt * sizeof *ref);
@@ -83,11 +84,15 @@ static void test_vs_ref(void **state) {
   for (int dt = 0; dt < 2; dt++) {
     wrn_ctx *ctx = t_ctx((wrn_dtype)dt);
     if (!ctx) continue;
-    vs_ref_case(ctx, 7, 3, 32, 32, 4, 1, 0, 0);   /* CIFAR */
-    vs_ref_case(ctx, 1, 1, 5, 7, 2, 1, 3, 1);     /* batch 1, one channel, odd sizes */
-    vs_ref_case(ctx, 3, 2, 9, 6, 5, 1, 17, 5);    /* pad = w - 1 */
-    vs_ref_case(ctx, 2, 3, 17, 19, 0, 1, 0, 2);   /* flips only */
-    vs_ref_case(ctx, 5, 3, 11, 13, 4, 0, 1, 0);   /* augmentation off */
+    vs_ref_case(ctx, 7, 3, 32, 32, 4, 1, 0, 0, 0);   /* CIFAR */
+    vs_ref_case(ctx, 1, 1, 5, 7, 2, 1, 3, 1, 0);     /* batch 1, one channel, odd sizes */
+    vs_ref_case(ctx, 3, 2, 9, 6, 5, 1, 17, 5, 0);    /* pad = w - 1 */
+    vs_ref_case(ctx, 2, 3, 17, 19, 0, 1, 0, 2, 0);   /* flips only */
+    vs_ref_case(ctx, 5, 3, 11, 13, 4, 0, 1, 0, 0);   /* augmentation off */
+    vs_ref_case(ctx, 16, 3, 32, 32, 4, 1, 0, 3, 16); /* the paper's CIFAR-10 cutout */
+    vs_ref_case(ctx, 9, 2, 9, 6, 2, 1, 5, 0, 5);     /* odd side, clipped at the borders */
+    vs_ref_case(ctx, 6, 3, 11, 13, 4, 0, 0, 1, 4);   /* cutout without flip + crop */
+    vs_ref_case(ctx, 3, 1, 7, 5, 1, 1, 0, 0, 40);    /* a square larger than the image */
     print_message("  %s: largest |y - ref| %.3g\n", dt ? "double" : "float", worst[dt]);
   }
 }
@@ -119,6 +124,51 @@ static void test_param_statistics(void **state) {
     wrn_augment_params(&off, i, &f, &dy, &dx);
     assert_true(f == 0 && dy == 0 && dx == 0);
   }
+}
+
+/* Cutout centres uniform over the image, the square's side exactly N where it fits, and
+ * nothing cut with cutout 0. */
+static void test_cutout_statistics(void **state) {
+  (void)state;
+  enum { N = 10000, H = 32, W = 32, SIDE = 16 };
+  wrn_augment a = cifar;
+  a.cutout = SIDE;
+  long cy[H] = {0}, cx[W] = {0};
+  for (int i = 0; i < N; i++) {
+    int y0, x0;
+    assert_int_equal(wrn_augment_cutout(&a, i, H, W, &y0, &x0), 1);
+    int y = y0 + SIDE / 2, x = x0 + SIDE / 2;
+    assert_true(y >= 0 && y < H && x >= 0 && x < W);
+    cy[y]++, cx[x]++;
+  }
+  /* Each centre row or column: mean 312.5, sd 17.4; +-110 is over 6 sd. */
+  for (int v = 0; v < H; v++) assert_true(labs(cy[v] - N / H) < 110);
+  for (int v = 0; v < W; v++) assert_true(labs(cx[v] - N / W) < 110);
+  /* On the device: a mid-grey image normalised to nonzero values, so the zeros are the cut
+   * pixels; each sample's count is the square clipped to the image. */
+  wrn_ctx *ctx = t_ctx32();
+  enum { B = 64 };
+  uint8_t *img = malloc((size_t)B * H * W);
+  assert_non_null(img);
+  memset(img, 200, (size_t)B * H * W);
+  a.augment = 0;
+  double *y = run_device(ctx, img, B, 1, H, W, &a, 0, 0);
+  for (int i = 0; i < B; i++) {
+    int y0, x0;
+    wrn_augment_cutout(&a, i, H, W, &y0, &x0);
+    int rows = (y0 + SIDE < H ? y0 + SIDE : H) - (y0 > 0 ? y0 : 0);
+    int cols = (x0 + SIDE < W ? x0 + SIDE : W) - (x0 > 0 ? x0 : 0);
+    long zeros = 0;
+    for (int p = 0; p < H * W; p++) zeros += y[(size_t)i * H * W + p] == 0;
+    if (zeros != (long)rows * cols)
+      fail_msg("sample %d: %ld pixels cut, want %d x %d", i, zeros, rows, cols);
+  }
+  free(y);
+  a.cutout = 0;
+  assert_int_equal(wrn_augment_cutout(&a, 0, H, W, NULL, NULL), 0);
+  y = run_device(ctx, img, B, 1, H, W, &a, 0, 0);
+  for (size_t p = 0; p < (size_t)B * H * W; p++) assert_true(y[p] != 0);
+  free(y), free(img);
 }
 
 static int same_bits(const double *a, const double *b, size_t n) {
@@ -194,7 +244,7 @@ static void test_reflection_known(void **state) {
   for (int i = 0; i < N; i++)
     for (int yy = 0; yy < H; yy++)
       for (int xx = 0; xx < W; xx++) img[(i * H + yy) * W + xx] = (uint8_t)(10 * yy + xx + 1);
-  wrn_augment a = {1, 2, {0, 0, 0}, {1, 1, 1}, 77, 3};
+  wrn_augment a = {1, 2, {0, 0, 0}, {1, 1, 1}, 77, 3, 0};
   double *got = run_device(ctx, img, N, 1, H, W, &a, 0, 0);
   int seen[2][5][5] = {{{0}}};
   for (int i = 0; i < N; i++) {
@@ -247,6 +297,8 @@ static void test_bad_args(void **state) {
   expect_refused(wrn_augment_forward(ctx, y, I, 0, 4, 3, 8, 8, &b), "pad = -1");
   b = a, b.std[1] = 0;
   expect_refused(wrn_augment_forward(ctx, y, I, 0, 4, 3, 8, 8, &b), "std");
+  b = a, b.cutout = -1;
+  expect_refused(wrn_augment_forward(ctx, y, I, 0, 4, 3, 8, 8, &b), "cutout");
   expect_refused(wrn_augment_forward(ctx, none, I, 0, 4, 3, 8, 8, &a), "NULL");
   expect_refused(wrn_augment_forward(ctx, y, NULL, 0, 4, 3, 8, 8, &a), "NULL");
   expect_refused(wrn_augment_forward(ctx, y, I, 0, 4, 3, 8, 8, NULL), "NULL");
@@ -270,6 +322,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_param_statistics),
       cmocka_unit_test(test_vs_ref),
+      cmocka_unit_test(test_cutout_statistics),
       cmocka_unit_test(test_reproducible),
       cmocka_unit_test(test_off_is_normalisation),
       cmocka_unit_test(test_reflection_known),

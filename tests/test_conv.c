@@ -1,5 +1,5 @@
 /* Convolution: every algorithm x pass x shape of one table against the naive reference
- * (tests/ref/ref_conv.c), in float and double, with NaN-filled outputs (a result that read
+ * (ref/ref_conv.c), in float and double, with NaN-filled outputs (a result that read
  * them would show), both accumulate modes and the fused residual add; backward passes
  * against double central differences of the same algorithm's forward; the tuner and its
  * store; argument checks; the profile's FLOP counts.

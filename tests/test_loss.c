@@ -1,6 +1,8 @@
 /* Softmax cross-entropy against a double reference (loss, correct, dlogits) in float and
  * double, with large logits for stability; dlogits against central differences of the
- * device's own mean loss in double; first-argmax ties; bad labels; refused arguments. */
+ * device's own mean loss in double; first-argmax ties; bad labels; refused arguments; label
+ * smoothing against its own reference and central differences, and smoothing 0 giving the
+ * plain loss's bits. */
 #include "harness.h"
 #include "ref_loss.h"
 
@@ -114,6 +116,7 @@ typedef struct gctx {
   int n, k;
   double scale;
   double *loss;
+  double eps; /* label smoothing */
 } gctx;
 
 static double device_mean_loss(const double *x, void *user) {
@@ -121,8 +124,8 @@ static double device_mean_loss(const double *x, void *user) {
   size_t nk = (size_t)g->n * g->k;
   WT_OK(wrn_write(g->ctx, t_mem(g->X), x, nk));
   wrn_mem none = {NULL, 0};
-  WT_OK(wrn_softmax_xent(g->ctx, t_mem(g->L), t_mem(g->C), none, t_mem(g->X), g->Y, 0, g->n,
-                         g->k, g->scale));
+  WT_OK(wrn_softmax_xent_smooth(g->ctx, t_mem(g->L), t_mem(g->C), none, t_mem(g->X), g->Y, 0,
+                                g->n, g->k, g->scale, g->eps));
   t_download(g->ctx, g->loss, g->L, (size_t)g->n);
   double s = 0;
   for (int i = 0; i < g->n; i++) s += g->loss[i];
@@ -143,7 +146,7 @@ static void test_grad_numeric(void **state) {
   t_rand(x, nk, -3, 3, 77);
   make_labels(lab, n, k, 78);
   gctx g = {ctx, t_upload(ctx, x, nk), t_zeros(ctx, n), t_zeros(ctx, n),
-            upload_labels(ctx, lab, n), n, k, scale, loss};
+            upload_labels(ctx, lab, n), n, k, scale, loss, 0};
   cl_mem D = t_zeros(ctx, nk);
   WT_OK(wrn_softmax_xent(ctx, t_mem(g.L), t_mem(g.C), t_mem(D), t_mem(g.X), g.Y, 0, n, k,
                          scale));
@@ -154,6 +157,112 @@ static void test_grad_numeric(void **state) {
   print_message("  largest |dlogits - numeric| = %.3g\n", t_max_abs_diff(got, num, nk));
   wrn_release(&g.X), wrn_release(&g.L), wrn_release(&g.C), wrn_release(&g.Y), wrn_release(&D);
   free(x), free(num), free(got), free(loss);
+}
+
+/* Label smoothing against the reference's -sum_j q_j log p_j (a different formula from the
+ * kernel's (1 - eps)(max - x_lab) + eps mean(max - x) + log sum), in float and double. */
+static void smooth_case(wrn_ctx *ctx, int n, int k, double spread, double scale, double eps) {
+  size_t nk = (size_t)n * k;
+  double *x = malloc(nk * sizeof *x), *loss = malloc(n * sizeof *loss),
+         *dl = malloc(nk * sizeof *dl), *got = malloc(nk * sizeof *got);
+  int *lab = malloc(n * sizeof *lab);
+  assert_true(x && loss && dl && got && lab);
+  t_rand(x, nk, -spread / 2, spread / 2, 400 + nk);
+  t_round(ctx, x, nk);
+  make_labels(lab, n, k, 500 + nk);
+  ref_softmax_xent_smooth(loss, dl, x, lab, n, k, scale, eps);
+  cl_mem X = t_upload(ctx, x, nk), L = t_zeros(ctx, n), C = t_zeros(ctx, n),
+         D = t_zeros(ctx, nk), Y = upload_labels(ctx, lab, n);
+  WT_OK(wrn_softmax_xent_smooth(ctx, t_mem(L), t_mem(C), t_mem(D), t_mem(X), Y, 0, n, k, scale,
+                                eps));
+  /* Over the plain loss, the smoothed one adds eps * the mean of k differences max - x_j
+   * (each exact in the reals' precision), summed per work-item and in a tree: a few ulps of
+   * the loss's size. The reference's sum of k terms q_j (x_j - lse) of either sign cancels
+   * down to the loss, ~k ulps of the largest term in double. Float: atol 1e-5, rtol 1e-5;
+   * double: 1e-11, 1e-11. dlogits as in xent_case, the target eps / k rounded once. */
+  t_tol tl = t_tol_for(ctx, (t_tol){1e-5, 1e-5}, (t_tol){1e-11, 1e-11});
+  t_download(ctx, got, L, (size_t)n);
+  t_check_close("smoothed loss", got, loss, (size_t)n, tl.atol, tl.rtol);
+  double dloss = t_max_abs_diff(got, loss, (size_t)n);
+  t_download(ctx, got, D, nk);
+  double a = fabs(scale) / n;
+  t_tol td = t_tol_for(ctx, (t_tol){1e-6 * a, 2e-6}, (t_tol){1e-12 * a, 1e-12});
+  t_check_close("smoothed dlogits", got, dl, nk, td.atol, td.rtol);
+  int dt = wrn_ctx_dtype(ctx) == WRN_F64;
+  if (dloss > worst_loss[dt]) worst_loss[dt] = dloss;
+  wrn_release(&X), wrn_release(&L), wrn_release(&C), wrn_release(&D), wrn_release(&Y);
+  free(x), free(loss), free(dl), free(got), free(lab);
+}
+
+static void test_smooth_vs_ref(void **state) {
+  (void)state;
+  for (int dt = 0; dt < 2; dt++) {
+    wrn_ctx *ctx = t_ctx((wrn_dtype)dt);
+    if (!ctx) continue;
+    worst_loss[dt] = 0;
+    smooth_case(ctx, 7, 10, 10, 1.0, 0.1);
+    smooth_case(ctx, 128, 10, 10, 1.0, 0.1);
+    smooth_case(ctx, 5, 100, 20, 0.5, 0.3);
+    smooth_case(ctx, 3, 1000, 20, 2.0, 0.05); /* 16 strides per work-item */
+    smooth_case(ctx, 4, 10, 1e3, 1.0, 0.1);  /* logits spread over 1e3 */
+    smooth_case(ctx, 4, 1, 4, 1.0, 0.2);     /* one class: q = 1, loss 0 */
+    print_message("  %s: largest |smoothed loss - ref| %.3g\n", dt ? "double" : "float",
+                  worst_loss[dt]);
+  }
+}
+
+/* Smoothing 0 is the plain loss, bit for bit (runs keep their bits whatever the flag's
+ * default); a smoothing > 0 changes the loss and the gradient. */
+static void test_smooth_zero_same_bits(void **state) {
+  (void)state;
+  wrn_ctx *ctx = t_ctx32();
+  const int n = 9, k = 100;
+  size_t nk = (size_t)n * k;
+  double x[900], a[900], b[900];
+  int lab[9];
+  t_rand(x, nk, -5, 5, 91);
+  make_labels(lab, n, k, 92);
+  cl_mem X = t_upload(ctx, x, nk), L = t_zeros(ctx, n), C = t_zeros(ctx, n),
+         D = t_zeros(ctx, nk), L2 = t_zeros(ctx, n), D2 = t_zeros(ctx, nk),
+         Y = upload_labels(ctx, lab, n);
+  WT_OK(wrn_softmax_xent(ctx, t_mem(L), t_mem(C), t_mem(D), t_mem(X), Y, 0, n, k, 1));
+  WT_OK(wrn_softmax_xent_smooth(ctx, t_mem(L2), t_mem(C), t_mem(D2), t_mem(X), Y, 0, n, k, 1,
+                                0.0));
+  t_download(ctx, a, L, n), t_download(ctx, b, L2, n);
+  t_check_close("loss, smoothing 0", b, a, n, 0, 0);
+  t_download(ctx, a, D, nk), t_download(ctx, b, D2, nk);
+  t_check_close("dlogits, smoothing 0", b, a, nk, 0, 0);
+  WT_OK(wrn_softmax_xent_smooth(ctx, t_mem(L2), t_mem(C), t_mem(D2), t_mem(X), Y, 0, n, k, 1,
+                                0.1));
+  t_download(ctx, b, D2, nk);
+  assert_true(t_max_abs_diff(a, b, nk) > 1e-5);
+  wrn_release(&X), wrn_release(&L), wrn_release(&C), wrn_release(&D), wrn_release(&L2);
+  wrn_release(&D2), wrn_release(&Y);
+}
+
+/* The smoothed gradient against central differences of the device's smoothed mean loss. */
+static void test_smooth_grad_numeric(void **state) {
+  (void)state;
+  wrn_ctx *ctx = t_ctx64();
+  if (!ctx) skip();
+  const int n = 6, k = 10;
+  const double scale = 1.3, eps = 0.2;
+  size_t nk = (size_t)n * k;
+  double x[60], num[60], got[60], loss[6];
+  int lab[6];
+  t_rand(x, nk, -3, 3, 79);
+  make_labels(lab, n, k, 80);
+  gctx g = {ctx, t_upload(ctx, x, nk), t_zeros(ctx, n), t_zeros(ctx, n),
+            upload_labels(ctx, lab, n), n, k, scale, loss, eps};
+  cl_mem D = t_zeros(ctx, nk);
+  WT_OK(wrn_softmax_xent_smooth(ctx, t_mem(g.L), t_mem(g.C), t_mem(D), t_mem(g.X), g.Y, 0, n, k,
+                                scale, eps));
+  t_download(ctx, got, D, nk);
+  t_numeric_grad(device_mean_loss, x, nk, 1e-5, num, &g);
+  /* As in test_grad_numeric: truncation ~1e-10, rounding ~1e-11. */
+  t_check_close("smoothed dlogits vs central differences", got, num, nk, 1e-9, 1e-7);
+  print_message("  largest |smoothed dlogits - numeric| = %.3g\n", t_max_abs_diff(got, num, nk));
+  wrn_release(&g.X), wrn_release(&g.L), wrn_release(&g.C), wrn_release(&g.Y), wrn_release(&D);
 }
 
 /* Two equal maxima: correct only when the label is the first of them. */
@@ -233,6 +342,10 @@ static void test_bad_args(void **state) {
   expect_refused(wrn_softmax_xent(ctx, l, c, none, x, Y, 1, 4, 10, 1));
   assert_non_null(strstr(wrn_last_error(), "labels"));
   expect_refused(wrn_softmax_xent(ctx, l, c, none, x, Y, 0, 5, 10, 1));
+  expect_refused(wrn_softmax_xent_smooth(ctx, l, c, none, x, Y, 0, 4, 10, 1, 1.0));
+  expect_refused(wrn_softmax_xent_smooth(ctx, l, c, none, x, Y, 0, 4, 10, 1, -0.1));
+  expect_refused(wrn_softmax_xent_smooth(ctx, l, c, none, x, Y, 0, 4, 10, 1, NAN));
+  assert_non_null(strstr(wrn_last_error(), "smoothing"));
   wrn_release(&X), wrn_release(&L), wrn_release(&C), wrn_release(&Y);
 }
 
@@ -246,7 +359,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_forward_vs_ref), cmocka_unit_test(test_grad_numeric),
       cmocka_unit_test(test_tie),            cmocka_unit_test(test_bad_label),
-      cmocka_unit_test(test_bad_args),
+      cmocka_unit_test(test_bad_args),       cmocka_unit_test(test_smooth_vs_ref),
+      cmocka_unit_test(test_smooth_zero_same_bits), cmocka_unit_test(test_smooth_grad_numeric),
   };
   return cmocka_run_group_tests_name("loss", tests, NULL, teardown);
 }

@@ -64,6 +64,63 @@ static void test_schedule(void **state) {
   assert_int_equal(wrn_train_augment(&o, 1, 5).augment, 0);
 }
 
+/* Cosine annealing against PyTorch's recursive form of CosineAnnealingLR (eta_min 0):
+ * lr_t = lr_{t-1} (1 + cos(pi t / T)) / (1 + cos(pi (t - 1) / T)), a different computation from
+ * the closed form the trainer uses; the linear warm-up against its values; no momentum resets
+ * without the step schedule; cutout only on training batches. */
+static void test_schedule_cosine_warmup(void **state) {
+  (void)state;
+  wrn_train_options o;
+  wrn_train_options_default(&o);
+  WT_OK(wrn_train_option_set(&o, "--lr-schedule", "cosine"));
+  o.epochs = 200;
+  const double pi = 3.14159265358979323846;
+  for (int w = 0; w <= 5; w += 5) {
+    o.warmup_epochs = w;
+    int T = o.epochs - w;
+    double ref = o.lr; /* epoch w + 1: t = 0 */
+    for (int t = 0; t < T; t++) {
+      if (t > 0) ref *= (1 + cos(pi * t / T)) / (1 + cos(pi * (t - 1) / T));
+      double lr = wrn_train_lr(&o, w + 1 + t);
+      if (fabs(lr - ref) > 1e-12 * o.lr)
+        fail_msg("cosine, warm-up %d, epoch %d: lr %.17g, recursive form %.17g", w, w + 1 + t,
+                 lr, ref);
+    }
+    /* Half way the rate is half; the last epoch's is small but above 0. */
+    if (T % 2 == 0) assert_true(fabs(wrn_train_lr(&o, w + 1 + T / 2) - o.lr / 2) < 1e-12);
+    assert_true(wrn_train_lr(&o, o.epochs) > 0 && wrn_train_lr(&o, o.epochs) < 1e-4 * o.lr);
+    for (int e = 1; e <= o.epochs; e++)
+      assert_int_equal(wrn_train_sgd(&o, e, 0).first_step, e == 1);
+  }
+  /* Warm-up W = 5: epochs 1..5 at lr e / 6, then the schedule (here the recipe's steps). */
+  wrn_train_options_default(&o);
+  WT_OK(wrn_train_option_set(&o, "--warmup-epochs", "5"));
+  for (int e = 1; e <= 5; e++) assert_true(fabs(wrn_train_lr(&o, e) - 0.1 * e / 6) < 1e-15);
+  assert_true(wrn_train_lr(&o, 6) == 0.1 && wrn_train_lr(&o, 60) == 0.1 * 0.2);
+  /* The recipe is unchanged by default. */
+  wrn_train_options_default(&o);
+  assert_int_equal(o.lr_schedule, WRN_LR_STEP);
+  assert_int_equal(o.warmup_epochs, 0);
+  assert_true(o.label_smoothing == 0);
+  assert_int_equal(o.cutout, 0);
+  assert_int_equal(wrn_train_augment(&o, 1, 3).cutout, 0);
+  o.cutout = 16;
+  assert_int_equal(wrn_train_augment(&o, 1, 3).cutout, 16);
+  assert_int_equal(wrn_train_augment(&o, 0, 0).cutout, 0);
+  o.augment = 0; /* cutout does not need flip + crop */
+  assert_int_equal(wrn_train_augment(&o, 1, 3).cutout, 16);
+  /* Refused values, and a warm-up as long as the run. */
+  expect_error(wrn_train_option_set(&o, "--lr-schedule", "linear"), WRN_STATUS_INVALID_ARGUMENT,
+               "--lr-schedule");
+  expect_error(wrn_train_option_set(&o, "--label-smoothing", "1"), WRN_STATUS_INVALID_ARGUMENT,
+               "--label-smoothing");
+  expect_error(wrn_train_option_set(&o, "--cutout", "-2"), WRN_STATUS_INVALID_ARGUMENT,
+               "--cutout");
+  WT_OK(wrn_train_option_set(&o, "--data", "somewhere"));
+  WT_OK(wrn_train_option_set(&o, "--warmup-epochs", "200"));
+  expect_error(wrn_train_options_check(&o), WRN_STATUS_INVALID_ARGUMENT, "--warmup-epochs");
+}
+
 static void test_options(void **state) {
   (void)state;
   wrn_train_options o, keep;
@@ -194,7 +251,7 @@ static void test_checkpoint_roundtrip(void **state) {
 /* ---------------------------------------------------------------- runs on the sample */
 
 typedef struct watch {
-  int steps, epochs;
+  int steps, epochs, eval_batches;
   int stop_after; /* sets stop once this many steps ran; 0 never */
   volatile sig_atomic_t stop;
   double last_test_loss, last_test_acc, first_train_loss, last_train_loss;
@@ -203,6 +260,11 @@ typedef struct watch {
 
 static void on_event(const wrn_train_event *e, void *user) {
   watch *w = user;
+  if (e->kind == WRN_TRAIN_EVENT_EVAL_STEP) {
+    assert_true(e->eval_seen >= 1 && e->eval_seen <= e->state->test_images);
+    w->eval_batches++;
+    return;
+  }
   if (e->kind == WRN_TRAIN_EVENT_STEP) {
     w->steps++;
     assert_true(e->state->step >= 1 && e->state->step <= e->state->steps_per_epoch);
@@ -312,6 +374,7 @@ static void test_run_stop_resume(void **state) {
   WT_OK(run_once(&o, WRN_TRAIN_NEW, &full));
   assert_int_equal(full.steps, 8);
   assert_int_equal(full.epochs, 2);
+  assert_int_equal(full.eval_batches, 4); /* 40 test images in batches of 32, twice */
   int ep[8];
   assert_int_equal(log_lines("full", ep), 2);
   assert_int_equal(ep[0], 1);
@@ -403,6 +466,54 @@ static void test_run_stop_resume(void **state) {
   assert_int_not_equal(stat(unused, &st), 0); /* evaluation makes no run folder */
 }
 
+/* Cosine with warm-up, label smoothing and cutout: stored in the checkpoint and the log, and a
+ * run stopped after one epoch and resumed from its stored options ends with the same bits as
+ * the uninterrupted one. */
+static void test_regularisers_resume(void **state) {
+  (void)state;
+  static const char *const flags[][2] = {{"--lr-schedule", "cosine"}, {"--warmup-epochs", "1"},
+                                         {"--label-smoothing", "0.1"}, {"--cutout", "8"}};
+  wrn_train_options o;
+  watch full = {0};
+  sample_options(&o, "reg-full", 3);
+  for (int i = 0; i < 4; i++) WT_OK(wrn_train_option_set(&o, flags[i][0], flags[i][1]));
+  WT_OK(run_once(&o, WRN_TRAIN_NEW, &full));
+  assert_int_equal(full.epochs, 3);
+  char v[64];
+  json_field(full.last_line, "lr_schedule", v, sizeof v);
+  assert_string_equal(v, "\"cosine\"");
+  json_field(full.last_line, "cutout", v, sizeof v);
+  assert_string_equal(v, "8");
+  json_field(full.last_line, "label_smoothing", v, sizeof v);
+  assert_true(strtod(v, NULL) == 0.1);
+  watch part = {0};
+  sample_options(&o, "reg-part", 1);
+  for (int i = 0; i < 4; i++) WT_OK(wrn_train_option_set(&o, flags[i][0], flags[i][1]));
+  o.epochs = 3;
+  part.stop_after = 4; /* one epoch of 4 steps, then a stop */
+  expect_error(run_once(&o, WRN_TRAIN_NEW, &part), WRN_STATUS_INTERRUPTED, "last.safetensors");
+  char last[512];
+  snprintf(last, sizeof last, "%s/reg-part/last.safetensors", tmp);
+  wrn_train_options r;
+  wrn_train_options_default(&r);
+  WT_OK(wrn_train_options_load(&r, last, 0));
+  assert_int_equal(r.lr_schedule, WRN_LR_COSINE);
+  assert_int_equal(r.warmup_epochs, 1);
+  assert_true(r.label_smoothing == 0.1);
+  assert_int_equal(r.cutout, 8);
+  snprintf(r.out, sizeof r.out, "%s/reg-part", tmp);
+  snprintf(r.device, sizeof r.device, "%s", o.device);
+  watch rest = {0};
+  WT_OK(run_once(&r, WRN_TRAIN_RESUME, &rest));
+  assert_int_equal(rest.epochs, 2);
+  same_weights("reg-full", "reg-part");
+  /* Smoothing and cutout change the training: the recipe's run of the same length differs. */
+  watch plain = {0};
+  sample_options(&o, "reg-plain", 3);
+  WT_OK(run_once(&o, WRN_TRAIN_NEW, &plain));
+  assert_true(plain.last_train_loss != full.last_train_loss);
+}
+
 /* A checkpoint records the convolution choices the run computed with, and a resume uses
  * them rather than asking the tuner again (which is forced to another algorithm here). */
 static void test_conv_choices_replayed(void **state) {
@@ -489,6 +600,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_schedule), cmocka_unit_test(test_options),
       cmocka_unit_test(test_checkpoint_roundtrip), cmocka_unit_test(test_open_errors),
-      cmocka_unit_test(test_run_stop_resume), cmocka_unit_test(test_conv_choices_replayed)};
+      cmocka_unit_test(test_run_stop_resume), cmocka_unit_test(test_conv_choices_replayed),
+      cmocka_unit_test(test_schedule_cosine_warmup), cmocka_unit_test(test_regularisers_resume)};
   return cmocka_run_group_tests_name("train", tests, setup, teardown);
 }

@@ -32,7 +32,7 @@ int main(void) {
   double logits[BATCH * 10];
   uint32_t s = 12345;
   for (size_t i = 0; i < sizeof img; i++) img[i] = (uint8_t)((s = s * 1664525u + 1013904223u) >> 24);
-  wrn_augment a = {0, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f}, 1, 0};
+  wrn_augment a = {0, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f}, 1, 0, 0};
   if (wrn_net_create(&net, ctx, BATCH, &no) != WRN_OK) failed("creating the network");
   else if (wrn_model_build(net, &spec) != WRN_OK) failed("building WRN-10-1");
   else if (wrn_net_finalize(net) != WRN_OK) failed("finalizing");

@@ -7,4 +7,9 @@
 void ref_softmax_xent(double *loss, double *correct, double *dl, const double *x,
                       const int *labels, int n, int k, double scale);
 
+/* Label smoothing eps: loss[i] = -sum_j q_j log softmax_j with q = (1 - eps) onehot + eps / k
+ * (labels must be in [0, k)), dl = (softmax - q) * scale / n (may be NULL). */
+void ref_softmax_xent_smooth(double *loss, double *dl, const double *x, const int *labels, int n,
+                             int k, double scale, double eps);
+
 #endif

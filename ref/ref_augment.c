@@ -31,6 +31,11 @@ void ref_augment(double *y, const uint8_t *img, int n, int c, int h, int w,
         for (int ox = 0; ox < w; ox++)
           dst[oy * w + ox] =
               (padded[(oy + dy) * pw + ox + dx] - (double)a->mean[ch]) / (double)a->std[ch];
+      int y0, x0;
+      if (wrn_augment_cutout(a, i, h, w, &y0, &x0)) /* the square, clipped to the image */
+        for (int oy = y0 < 0 ? 0 : y0; oy < y0 + a->cutout && oy < h; oy++)
+          for (int ox = x0 < 0 ? 0 : x0; ox < x0 + a->cutout && ox < w; ox++)
+            dst[oy * w + ox] = 0;
     }
   }
   free(padded);
