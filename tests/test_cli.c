@@ -232,11 +232,18 @@ static void test_resume_exact(void **state) {
   char line[65536];
   while (fgets(line, sizeof line, f)) {
     lines++;
-    for (const char *const *k = (const char *const[]){"\"epoch\":", "\"lr\":", "\"loss\":", "\"train_loss\":", "\"train_acc\":", "\"test_loss\":", "\"test_acc\":", "\"train_time\":", "\"test_time\":", "\"n_parameters\":", NULL}; *k; k++)
+    for (const char *const *k = (const char *const[]){"\"epoch\":", "\"lr\":", "\"loss\":", "\"train_loss\":", "\"train_acc\":", "\"test_loss\":", "\"test_acc\":", "\"train_time\":", "\"test_time\":", "\"n_parameters\":", "\"device\":\"", "\"driver\":\"", "\"wrn_version\":\"", "\"init\":\"\"", "\"lr_schedule\":\"step\"", "\"cutout\":0", NULL}; *k; k++)
       expect(line, *k);
   }
   fclose(f);
   assert_int_equal(lines, 2);
+  /* Resuming the finished run says so, with its results, and trains nothing. */
+  assert_int_equal(run(out, sizeof out, "train --resume %s/part", tmp), 0);
+  expect(out, "has finished: 2 of 2 epochs done, final test accuracy");
+  expect(out, "--epochs N");
+  if (strstr(out, "kernels ready")) fail_msg("a finished run was set up again:\n%s", out);
+  assert_int_equal(run(out, sizeof out, "--version"), 0);
+  expect(out, "wrn ");
   /* eval on the checkpoint. */
   assert_int_equal(run(out, sizeof out, "eval --checkpoint %s --data %s --test-limit 64", b, sample), 0);
   expect(out, "accuracy");
@@ -278,6 +285,17 @@ static void test_bad_checkpoints(void **state) {
   fclose(f);
   assert_int_equal(run(out, sizeof out, "eval --checkpoint %s --data %s", bad, sample), 1);
   expect(out, "corrupt.safetensors");
+  /* The log names where the first weights came from. */
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --epochs 1 --data %s --init %s --out %s/from-init", sample, ck, tmp), 0);
+  char logp[8300], needle[8400];
+  snprintf(logp, sizeof logp, "%s/from-init/log.jsonl", tmp);
+  FILE *lf = fopen(logp, "r");
+  assert_non_null(lf);
+  char line[65536] = "";
+  assert_non_null(fgets(line, sizeof line, lf));
+  fclose(lf);
+  snprintf(needle, sizeof needle, "\"init\":\"%s\"", ck);
+  expect(line, needle);
   /* Missing checkpoint file. */
   assert_int_equal(run(out, sizeof out, "eval --checkpoint %s/none.safetensors --data %s", tmp, sample), 1);
   expect(out, "none.safetensors");
@@ -332,11 +350,46 @@ static void test_interrupt_resume(void **state) {
   same_weights(full, b);
 }
 
+/* A closed output pipe (wrn train | head) stops the run with a checkpoint and a resume hint
+ * naming the binary's real path on stderr; the resumed run ends with the uninterrupted run's
+ * weights. */
+static void test_closed_pipe(void **state) {
+  (void)state;
+  char full[8192], dir[8192], err[8300], rcf[8300], cmd[32768];
+  snprintf(full, sizeof full, "%s/full/last.safetensors", tmp);
+  struct stat st;
+  if (stat(full, &st) != 0) skip(); /* made by test_resume_exact */
+  snprintf(dir, sizeof dir, "%s/pipe", tmp);
+  snprintf(err, sizeof err, "%s/pipe.err", tmp);
+  snprintf(rcf, sizeof rcf, "%s/pipe.rc", tmp);
+  snprintf(cmd, sizeof cmd, "( %s train " SMALL " --dropout 0.3 --epochs 2 --data %s --out %s 2>%s; echo $? >%s ) | head -c 1 >/dev/null", cli, sample, dir, err, rcf);
+  assert_int_equal(system(cmd), 0);
+  FILE *f = fopen(rcf, "r");
+  assert_non_null(f);
+  int rc = -1;
+  assert_int_equal(fscanf(f, "%d", &rc), 1);
+  fclose(f);
+  char msg[1 << 15] = "";
+  f = fopen(err, "r");
+  assert_non_null(f);
+  size_t n = fread(msg, 1, sizeof msg - 1, f);
+  msg[n] = '\0';
+  fclose(f);
+  if (rc != 128 + SIGPIPE) fail_msg("exit status %d, want %d; stderr:\n%s", rc, 128 + SIGPIPE, msg);
+  expect(msg, "the output pipe was closed");
+  expect(msg, "Resume with: /");
+  expect(msg, " train --resume ");
+  assert_int_equal(run(out, sizeof out, "train --resume %s", dir), 0);
+  char b[8300];
+  snprintf(b, sizeof b, "%s/last.safetensors", dir);
+  same_weights(full, b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_flags),       cmocka_unit_test(test_summary),
       cmocka_unit_test(test_bad_data),        cmocka_unit_test(test_unwritable_and_oom),
       cmocka_unit_test(test_resume_exact),    cmocka_unit_test(test_bad_checkpoints),
-      cmocka_unit_test(test_interrupt_resume)};
+      cmocka_unit_test(test_interrupt_resume), cmocka_unit_test(test_closed_pipe)};
   return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }

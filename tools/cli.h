@@ -14,6 +14,7 @@ int cmd_tune(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_selftest(int argc, char **argv);
 
 /* Returns a failing status from the enclosing function. */
 #define CLI_TRY(expr)                                                                       \
@@ -21,6 +22,9 @@ int cmd_report(int argc, char **argv);
     wrn_status cli_try_s_ = (expr);                                                         \
     if (cli_try_s_ != WRN_OK) return cli_try_s_;                                            \
   } while (0)
+
+/* The running binary's absolute path (for commands printed as hints), else "wrn". */
+const char *cli_self_path(void);
 
 /* Prints "wrn <cmd>: <message>" to stderr with the library's last error. */
 void cli_error(const char *cmd, const char *what);

@@ -3,12 +3,15 @@
  * checkpoints and exact resume. */
 #include "args.h"
 #include "cli.h"
+#include "runlog.h"
 #include "wrn_models.h"
 #include "wrn_train.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -85,13 +88,20 @@ static void train_usage(FILE *f) {
           "  --conv-algo auto|NAME  convolution algorithm: the tuner's per layer (auto), or one\n"
           "                         of im2col implicit splitk winograd2 winograd4 fft wherever\n"
           "                         it fits; checkpoints record the choices, --resume reuses them\n"
+          "  --lr-schedule step|cosine (step: x lr-decay at --epoch-step; cosine: annealed to 0)\n"
+          "  --warmup-epochs N (0)  linear warm-up: epochs 1..N at lr x epoch / (N + 1)\n"
+          "  --label-smoothing X (0) training targets (1 - X) onehot + X / classes\n"
+          "  --cutout N (0)         zero an N x N square at a random centre of each training\n"
+          "                         image (DeVries & Taylor 2017: 16 on CIFAR-10)\n"
           "  --out DIR              run folder (runs/<model>-<time>); must not hold a run\n"
           "  --init FILE            start from the weights of a checkpoint\n"
           "  --resume DIR           continue the run in DIR exactly where it stopped\n"
           "  --progress auto|on|off progress line (auto: when stdout is a terminal)\n"
+          "  --json-stats           print each epoch's log line as json_stats: {...} on a\n"
+          "                         terminal too (it always is when stdout is not one)\n"
           "\n"
-          "Writes DIR/log.jsonl (one JSON object per epoch, also printed as json_stats: {...}),\n"
-          "DIR/last.safetensors and DIR/best.safetensors. SIGINT/SIGTERM stop after the\n"
+          "Writes DIR/log.jsonl (one JSON object per epoch), DIR/last.safetensors and\n"
+          "DIR/best.safetensors. SIGINT/SIGTERM (and a closed output pipe) stop after the\n"
           "current step with a checkpoint to resume from.\n");
 }
 
@@ -108,6 +118,10 @@ typedef struct printer {
   int batch, epochs;
   double last;   /* when the progress line was last printed */
   int open_line; /* a terminal progress line is not ended yet */
+  int json;      /* print json_stats lines (stdout is not a terminal, or --json-stats) */
+  int err_tty;   /* stderr is a terminal: evaluation progress goes there */
+  double eval_last; /* when the evaluation progress was last printed */
+  int eval_open;    /* an evaluation progress line is on stderr */
 } printer;
 
 static void progress(printer *p, const wrn_train_state *st, int final) {
@@ -130,14 +144,38 @@ static void progress(printer *p, const wrn_train_state *st, int final) {
   fflush(stdout);
 }
 
+/* Evaluation progress on a terminal's stderr (10,000 test images take a while on a CPU),
+ * erased when the evaluation ends. */
+static void eval_progress(printer *p, const wrn_train_event *e) {
+  if (!p->err_tty || p->progress == 2) return;
+  size_t total = e->state->test_images;
+  if (e->eval_seen >= total) {
+    if (p->eval_open) fprintf(stderr, "\r%40s\r", "");
+    p->eval_open = 0;
+  } else if (wrn_seconds() - p->eval_last >= 0.5) {
+    fprintf(stderr, "\revaluating: %zu/%zu test images", e->eval_seen, total);
+    p->eval_open = 1;
+    p->eval_last = wrn_seconds();
+  } else {
+    return;
+  }
+  fflush(stderr);
+}
+
 static void on_event(const wrn_train_event *e, void *user) {
   printer *p = user;
   const wrn_train_state *st = e->state;
-  if (e->kind == WRN_TRAIN_EVENT_STEP) {
-    if (p->progress != 2) progress(p, st, st->step == st->steps_per_epoch);
+  if (e->kind == WRN_TRAIN_EVENT_EVAL_STEP) {
+    eval_progress(p, e);
     return;
   }
-  printf("json_stats: %s\n", e->log_line);
+  if (e->kind == WRN_TRAIN_EVENT_STEP) {
+    if (p->progress != 2) progress(p, st, st->step == st->steps_per_epoch);
+    p->eval_last = wrn_seconds(); /* the first progress line after half a second */
+    return;
+  }
+  if (e->kind != WRN_TRAIN_EVENT_EPOCH) return;
+  if (p->json) printf("json_stats: %s\n", e->log_line);
   printf("epoch %d: train loss %.4f, test loss %.4f, test accuracy %.2f%% (error %.2f%%)\n",
          e->epoch, e->train_loss, e->test_loss, e->test_acc, 100 - e->test_acc);
   fflush(stdout);
@@ -148,6 +186,12 @@ static void on_event(const wrn_train_event *e, void *user) {
 /* Sets up, warms up and runs the trainer; returns the exit status. */
 static int train_run(const wrn_train_options *o, int resuming, printer *p) {
   wrn_train_hooks hooks = {build_model, on_event, p, &g_stop};
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  /* A closed output pipe (wrn train | head) stops the run like a signal, with a checkpoint,
+   * instead of killing it mid-step; later writes to the pipe then fail quietly (EPIPE). */
+  sigaction(SIGPIPE, &sa, NULL);
   wrn_trainer *t;
   if (wrn_trainer_open(&t, o, &hooks, resuming ? WRN_TRAIN_RESUME : WRN_TRAIN_NEW) != WRN_OK) {
     fprintf(stderr, "wrn train: %s\n", wrn_last_error());
@@ -164,9 +208,6 @@ static int train_run(const wrn_train_options *o, int resuming, printer *p) {
     wrn_trainer_free(t);
     return 1;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   printf("train: kernels ready after %.2f s of warm-up; %" PRId64 " steps per epoch, %zu "
@@ -182,9 +223,11 @@ static int train_run(const wrn_train_options *o, int resuming, printer *p) {
            st->last_path, st->best_path);
   } else if (s == WRN_STATUS_INTERRUPTED) {
     fprintf(stderr,
-            "%swrn train: stopped by signal %d at epoch %d step %" PRId64 "; checkpoint %s "
-            "written. Resume with: wrn train --resume %s\n",
-            p->open_line ? "\n" : "", (int)g_stop, st->epoch, st->step, st->last_path, out);
+            "%swrn train: stopped by signal %d%s at epoch %d step %" PRId64 "; checkpoint %s "
+            "written. Resume with: %s train --resume %s\n",
+            p->open_line ? "\n" : "", (int)g_stop,
+            g_stop == SIGPIPE ? " (the output pipe was closed)" : "", st->epoch, st->step,
+            st->last_path, cli_self_path(), out);
     rc = 128 + (int)g_stop;
   } else {
     fprintf(stderr, "%swrn train: %s\n", p->open_line ? "\n" : "", wrn_last_error());
@@ -194,10 +237,43 @@ static int train_run(const wrn_train_options *o, int resuming, printer *p) {
   return rc;
 }
 
+/* A run whose checkpoint has every epoch done has nothing to resume: says so with its
+ * results (from the log, else the checkpoint) and returns 0; 1 when the checkpoint cannot be
+ * read; -1 when there is training left. */
+static int resume_finished(const char *dir, const wrn_train_options *o) {
+  char path[1200];
+  snprintf(path, sizeof path, "%s/last.safetensors", dir);
+  wrn_st_file *f;
+  if (wrn_st_open(&f, path) != WRN_OK) {
+    cli_error("train", "--resume");
+    return 1;
+  }
+  const char *ep = wrn_st_meta(f, "epoch"), *step = wrn_st_meta(f, "step_in_epoch"),
+             *best = wrn_st_meta(f, "best_test_acc");
+  int done = ep ? atoi(ep) : 0;
+  int mid_epoch = step && atoll(step) > 0;
+  double best_acc = best ? strtod(best, NULL) : NAN;
+  wrn_st_close(f);
+  if (done < o->epochs || mid_epoch) return -1;
+  run_log r;
+  double final_acc = NAN;
+  if (run_log_read("train", dir, &r) == 0) {
+    if (r.n > 0) final_acc = r.ep[r.n - 1].test_acc;
+    run_log_free(&r);
+  }
+  printf("train: %s has finished: %d of %d epochs done", dir, done, o->epochs);
+  if (isfinite(final_acc)) printf(", final test accuracy %.2f%%", final_acc);
+  if (isfinite(best_acc)) printf(" (best %.2f%%)", best_acc);
+  printf("; nothing to train. To train longer: %s train --resume %s --epochs N (N > %d)\n",
+         cli_self_path(), dir, done);
+  return 0;
+}
+
 int cmd_train(int argc, char **argv) {
   wrn_train_options o;
   wrn_train_options_default(&o);
-  printer p = {isatty(1), 0, 0, 0, 0, 0};
+  printer p = {.tty = isatty(1), .err_tty = isatty(2)};
+  p.json = !p.tty;
   const char *resume = NULL;
   int explicit_flags = 0;
   /* First pass: --help and --resume, so that a resumed run starts from its stored options. */
@@ -229,6 +305,10 @@ int cmd_train(int argc, char **argv) {
       explicit_flags++;
       continue;
     }
+    if (!strcmp(a, "--json-stats")) {
+      p.json = 1;
+      continue;
+    }
     if (strncmp(a, "--", 2) != 0) {
       fprintf(stderr, "wrn train: unexpected argument '%s'\n", a);
       train_usage(stderr);
@@ -256,6 +336,10 @@ int cmd_train(int argc, char **argv) {
   }
   p.batch = o.batch;
   p.epochs = o.epochs;
+  if (resume) {
+    int rc = resume_finished(resume, &o);
+    if (rc >= 0) return rc;
+  }
   return train_run(&o, resume != NULL, &p);
 }
 
@@ -294,7 +378,8 @@ int cmd_eval(int argc, char **argv) {
     fprintf(stderr, "wrn eval: %s\n", wrn_last_error());
     return 1;
   }
-  wrn_train_hooks hooks = {build_model, NULL, NULL, NULL};
+  printer p = {.err_tty = isatty(2)}; /* evaluation progress on a terminal */
+  wrn_train_hooks hooks = {build_model, on_event, &p, NULL};
   wrn_trainer *t;
   if (wrn_trainer_open(&t, &o, &hooks, WRN_TRAIN_EVAL) != WRN_OK) {
     fprintf(stderr, "wrn eval: %s\n", wrn_last_error());

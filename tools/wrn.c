@@ -3,10 +3,21 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 void cli_error(const char *cmd, const char *what) {
   const char *msg = wrn_last_error();
   fprintf(stderr, "wrn %s: %s%s%s\n", cmd, what, msg[0] ? ": " : "", msg);
+}
+
+const char *cli_self_path(void) {
+  static char path[4096];
+  if (!path[0]) {
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0 || (size_t)n >= sizeof path - 1) snprintf(path, sizeof path, "wrn");
+    else path[n] = '\0';
+  }
+  return path;
 }
 
 static void usage(FILE *f) {
@@ -23,6 +34,7 @@ static void usage(FILE *f) {
           "  plot      training curves (train/test error, learning rate) of runs as SVG/PNG\n"
           "  compare   a table of runs: model, differing options, best/final error, time\n"
           "  report    merge bench --json results from several machines into one report\n"
+          "  selftest  check every op and convolution algorithm of a device against references\n"
           "\n"
           "wrn --version prints the version (git describe of the sources it was built from).\n");
 }
@@ -42,7 +54,8 @@ int main(int argc, char **argv) {
     int (*fn)(int, char **);
   } cmds[] = {{"devices", cmd_devices}, {"train", cmd_train}, {"eval", cmd_eval},
               {"summary", cmd_summary}, {"bench", cmd_bench},      {"tune", cmd_tune},
-              {"plot", cmd_plot},       {"compare", cmd_compare}, {"report", cmd_report}};
+              {"plot", cmd_plot},       {"compare", cmd_compare}, {"report", cmd_report},
+              {"selftest", cmd_selftest}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "wrn: unknown command '%s'\n", argv[1]);
