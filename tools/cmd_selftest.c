@@ -89,7 +89,7 @@ static int selected(const selftest *t, const char *op) {
 
 static void row_print(selftest *t, const char *op, const char *pass, const char *err,
                       const char *tol, int ok) {
-  printf("%-22s %-16s %-10s %-22s %s\n", op, pass, err, tol, ok ? "ok" : "FAIL");
+  printf("%-22s %-18s %-10s %-22s %s\n", op, pass, err, tol, ok ? "ok" : "FAIL");
   t->rows++;
   t->failed += !ok;
 }
@@ -652,7 +652,7 @@ int cmd_selftest(int argc, char **argv) {
   }
   printf("selftest: %s (%s, driver %s), %s, wrn %s\n", dev.name, dev.platform_name, dev.driver,
          dtype, wrn_version());
-  printf("%-22s %-16s %-10s %-22s %s\n", "op", "pass", "max error", "tolerance", "result");
+  printf("%-22s %-18s %-10s %-22s %s\n", "op", "pass", "max error", "tolerance", "result");
   fflush(stdout);
   rng_state = 0x9E3779B97F4A7C15ull;
   for (int ai = 0; ai < wrn_conv_algo_count(); ai++) {
