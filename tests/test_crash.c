@@ -341,7 +341,7 @@ static void test_signals_and_timed_kills(void **state) {
   int killed = 0;
   for (int i = 0; i < 6; i++) {
     x = x * 1103515245u + 12345u;
-    int ms = 100 + (int)((x >> 8) % 2900);
+    int ms = 100 + (int)((x >> 8) % 2200);
     snprintf(dir, sizeof dir, "%s/timed%d", tmp, i);
     rc = run_ex(NULL, cache, NULL, SIGKILL, ms, &sent, "train " ARGS " --data %s --out %s",
                 sample, dir);
