@@ -26,8 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(s, data, size);
   s[size] = '\0';
   size_t half = strlen(s) / 2;
-  char key[64];
-  snprintf(key, sizeof key, "%.*s", (int)(half < 63 ? half : 63), s);
+  char key[72]; /* "k:" and text: never one of the other two keys */
+  snprintf(key, sizeof key, "k:%.*s", (int)(half < 63 ? half : 63), s);
   wrn_json *j;
   if (wrn_json_new(&j) != WRN_OK) abort();
   double d = 0;
