@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const progress_kinds[] = {"auto", "on", "off", NULL};
@@ -203,6 +204,24 @@ static void on_event(const wrn_train_event *e, void *user) {
 
 /* ---------------------------------------------------------------- train */
 
+/* A resumed run that has done all its epochs: says so with its results (the log's last
+ * test accuracy where the log has one, the best from the checkpoint) instead of training. */
+static void print_finished(wrn_trainer *t) {
+  const wrn_train_state *st = wrn_trainer_state(t);
+  const wrn_train_options *o = wrn_trainer_options(t);
+  double final_acc = NAN;
+  struct stat sb;
+  run_log r;
+  if (stat(st->log_path, &sb) == 0 && run_log_read("train", st->log_path, &r) == 0) {
+    if (r.n > 0) final_acc = r.ep[r.n - 1].test_acc;
+    run_log_free(&r);
+  }
+  printf("train: %s has finished: %d of %d epochs done", o->out, st->epoch - 1, o->epochs);
+  if (isfinite(final_acc)) printf(", final test accuracy %.2f%%", final_acc);
+  printf(" (best %.2f%%); nothing to train. To train longer: %s train --resume %s --epochs N "
+         "(N > %d)\n", st->best_acc, cli_self_path(), o->out, o->epochs);
+}
+
 /* Sets up, warms up and runs the trainer; returns the exit status. */
 static int train_run(const wrn_train_options *o, int resuming, printer *p) {
   wrn_train_hooks hooks = {build_model, on_event, p, &g_stop};
@@ -219,6 +238,11 @@ static int train_run(const wrn_train_options *o, int resuming, printer *p) {
   if (resuming)
     printf("train: resuming %s at epoch %d, step %" PRId64 "\n", out, st->epoch, st->step);
   fflush(stdout);
+  if (resuming && st->epoch > wrn_trainer_options(t)->epochs) {
+    print_finished(t);
+    wrn_trainer_free(t);
+    return 0;
+  }
   if (wrn_trainer_warmup(t) != WRN_OK) {
     fprintf(stderr, "wrn train: %s\n", wrn_last_error());
     wrn_trainer_free(t);
@@ -251,37 +275,6 @@ static int train_run(const wrn_train_options *o, int resuming, printer *p) {
   }
   wrn_trainer_free(t);
   return rc;
-}
-
-/* A run whose checkpoint has every epoch done has nothing to resume: says so with its
- * results (from the log, else the checkpoint) and returns 0; 1 when the checkpoint cannot be
- * read; -1 when there is training left. */
-static int resume_finished(const char *dir, const wrn_train_options *o) {
-  char path[1100];
-  wrn_st_file *f;
-  if (wrn_train_resume_file(dir, path, sizeof path) != WRN_OK || wrn_st_open(&f, path) != WRN_OK) {
-    cli_error("train", "--resume");
-    return 1;
-  }
-  const char *ep = wrn_st_meta(f, "epoch"), *step = wrn_st_meta(f, "step_in_epoch"),
-             *best = wrn_st_meta(f, "best_test_acc");
-  int done = ep ? atoi(ep) : 0;
-  int mid_epoch = step && atoll(step) > 0;
-  double best_acc = best ? strtod(best, NULL) : NAN;
-  wrn_st_close(f);
-  if (done < o->epochs || mid_epoch) return -1;
-  run_log r;
-  double final_acc = NAN;
-  if (run_log_read("train", dir, &r) == 0) {
-    if (r.n > 0) final_acc = r.ep[r.n - 1].test_acc;
-    run_log_free(&r);
-  }
-  printf("train: %s has finished: %d of %d epochs done", dir, done, o->epochs);
-  if (isfinite(final_acc)) printf(", final test accuracy %.2f%%", final_acc);
-  if (isfinite(best_acc)) printf(" (best %.2f%%)", best_acc);
-  printf("; nothing to train. To train longer: %s train --resume %s --epochs N (N > %d)\n",
-         cli_self_path(), dir, done);
-  return 0;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -367,10 +360,6 @@ int cmd_train(int argc, char **argv) {
   }
   p.batch = o.batch;
   p.epochs = o.epochs;
-  if (resume) {
-    int rc = resume_finished(resume, &o);
-    if (rc >= 0) return rc;
-  }
   return train_run(&o, resume != NULL, &p);
 }
 
