@@ -333,6 +333,12 @@ wrn_status wrn_dropout_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, size_t n, dou
                                uint64_t seed, uint64_t counter);
 wrn_status wrn_dropout_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, size_t n, double p,
                                 uint64_t seed, uint64_t counter, int accumulate);
+/* The same on elements [first, first + n) of a larger tensor: element j of the buffers draws
+ * as element first + j of the whole (a slice of a global batch keeps the whole's masks). */
+wrn_status wrn_dropout_forward_at(wrn_ctx *ctx, wrn_mem y, wrn_mem x, size_t n, size_t first,
+                                  double p, uint64_t seed, uint64_t counter);
+wrn_status wrn_dropout_backward_at(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, size_t n, size_t first,
+                                   double p, uint64_t seed, uint64_t counter, int accumulate);
 
 /* ---------------------------------------------------------------- pooling */
 
@@ -383,6 +389,10 @@ typedef struct wrn_augment {
   int pad;           /* reflection padding (4) */
   float mean[3], std[3]; /* on the 0-255 scale */
   uint64_t seed, step;
+  /* The index of this batch's first sample in the global batch it is a slice of (0 for a
+   * whole batch): sample i draws as sample first + i, so the draws do not depend on how a
+   * global batch is split across devices. */
+  uint64_t first;
 } wrn_augment;
 /* y[n][c][h][w] = (pixel - mean[c]) / std[c] from uint8 images img[n][c][h][w] (CIFAR
  * layout, bytes at byte offset img_off), c <= 3. With a->augment, sample i (its index in this

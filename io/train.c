@@ -2,6 +2,8 @@
  * checkpoints and exact resume. The devices a step runs on are behind io/replicas.c. */
 #include "train_internal.h"
 
+#include "dist.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -88,6 +90,9 @@ static const opt_def opt_defs[] = {
     OPT("--bn-gamma-one", OPT_SWITCH, bn_gamma_one, 0, 0, 1),
     OPT("--workspace-mib", OPT_REAL, workspace_mib, 1, 1 << 20, 1),
     OPT("--device", OPT_STR, device, 0, 0, 0),
+    OPT("--devices", OPT_STR, devices, 0, 0, 0),
+    OPT("--split", OPT_STR, split, 0, 0, 1),
+    OPT("--min-per-device", OPT_INT, min_per_device, 0, 1 << 16, 0),
     OPT("--out", OPT_STR, out, 0, 0, 0),
     OPT("--init", OPT_STR, init, 0, 0, 0),
     OPT("--conv-algo", OPT_STR, conv_algo, 0, 0, 0),
@@ -364,7 +369,30 @@ static int file_exists(const char *p) {
 
 /* The run folder: named when not given, its file paths, created and proven writable before
  * any work; a new run refuses a folder that holds one. */
+static wrn_status run_dir_prepare_here(wrn_trainer *t);
+
+/* Under MPI rank 0 prepares the folder and tells the others its name and the outcome. */
 static wrn_status run_dir_prepare(wrn_trainer *t) {
+  if (!wrn_dist_active()) return run_dir_prepare_here(t);
+  char msg[4096] = "";
+  int ok = 1;
+  if (wrn_dist_rank() == 0 && run_dir_prepare_here(t) != WRN_OK) {
+    ok = 0;
+    snprintf(msg, sizeof msg, "%s", wrn_last_error());
+  }
+  WRN_TRY(wrn_dist_bcast(&ok, sizeof ok, "sharing the run folder"));
+  WRN_TRY(wrn_dist_bcast(t->o.out, sizeof t->o.out, "sharing the run folder"));
+  if (wrn_dist_rank() == 0) return ok ? WRN_OK : wrn_fail(WRN_STATUS_IO, "%s", msg);
+  if (!ok) return wrn_fail(WRN_STATUS_IO, "rank 0 could not prepare the run folder %s",
+                           t->o.out);
+  wrn_train_state *st = &t->st;
+  snprintf(st->last_path, sizeof st->last_path, "%s/last.safetensors", t->o.out);
+  snprintf(st->best_path, sizeof st->best_path, "%s/best.safetensors", t->o.out);
+  snprintf(st->log_path, sizeof st->log_path, "%s/log.jsonl", t->o.out);
+  return WRN_OK;
+}
+
+static wrn_status run_dir_prepare_here(wrn_trainer *t) {
   wrn_train_options *o = &t->o;
   wrn_train_state *st = &t->st;
   if (!o->out[0]) {
@@ -443,6 +471,7 @@ static void resume_state_read(wrn_trainer *t, const wrn_st_file *f) {
 static wrn_status save_checkpoint(wrn_trainer *t, const char *path, int completed_epochs,
                                   const char *log_line) {
   const wrn_train_state *st = &t->st;
+  if (!wrn_replicas_writer(&t->reps)) return WRN_OK; /* rank 0 writes */
   char vals[N_OPTS][MAX_VALUE];
   wrn_checkpoint_meta meta[N_OPTS + 16];
   int m = 0;
@@ -470,6 +499,9 @@ static wrn_status save_checkpoint(wrn_trainer *t, const char *path, int complete
   meta[m++] = (wrn_checkpoint_meta){"partial_train_time", tt};
   meta[m++] = (wrn_checkpoint_meta){"best_test_acc", best};
   if (log_line) meta[m++] = (wrn_checkpoint_meta){"log_line", log_line};
+  char split[1024];
+  wrn_replicas_split_text(&t->reps, split, sizeof split);
+  if (t->reps.workers > 1) meta[m++] = (wrn_checkpoint_meta){"split", split};
   static _Thread_local char algos[WRN_TRAIN_CONV_ALGO_MAX];
   TRAIN_TRY("writing a checkpoint",
             wrn_net_conv_choices(wrn_replicas_primary(&t->reps), algos, sizeof algos));
@@ -522,6 +554,13 @@ static wrn_status log_line_build(wrn_trainer *t, const wrn_train_event *e) {
   return wrn_train_context(s, "building the log line");
 }
 
+/* The devices and split the state reports. */
+static void state_devices(wrn_trainer *t) {
+  t->st.devices = t->reps.n;
+  t->st.split[0] = '\0';
+  if (t->reps.workers > 1) wrn_replicas_split_text(&t->reps, t->st.split, sizeof t->st.split);
+}
+
 static void emit(wrn_trainer *t, wrn_train_event *e) {
   e->state = &t->st;
   if (t->h.event) t->h.event(e, t->h.user);
@@ -566,10 +605,14 @@ static wrn_status setup(wrn_trainer *t) {
   if (t->mode == WRN_TRAIN_RESUME) {
     wrn_st_file *f;
     TRAIN_TRY("loading the checkpoint to resume", wrn_st_open(&f, st->last_path));
-    s = wrn_replicas_load(&t->reps, f, st->last_path, 1);
+    /* The split the run had, so that it continues exactly. */
+    const char *sp = wrn_st_meta(f, "split");
+    s = sp ? wrn_replicas_set_split(&t->reps, sp) : WRN_OK;
+    if (s == WRN_OK) s = wrn_replicas_load(&t->reps, f, st->last_path, 1);
     if (s == WRN_OK) {
       resume_state_read(t, f);
-      s = wrn_train_context(log_repair(t, f), "repairing the log");
+      if (wrn_replicas_writer(&t->reps))
+        s = wrn_train_context(log_repair(t, f), "repairing the log");
     } else {
       s = wrn_train_context(s, "loading the checkpoint to resume");
     }
@@ -585,8 +628,10 @@ static wrn_status setup(wrn_trainer *t) {
       TRAIN_TRY("--init", s);
     }
   }
-  TRAIN_TRY("opening the log", wrn_jsonl_open(&t->log, st->log_path));
+  if (wrn_replicas_writer(&t->reps))
+    TRAIN_TRY("opening the log", wrn_jsonl_open(&t->log, st->log_path));
   TRAIN_TRY("opening the log", wrn_json_new(&t->js));
+  state_devices(t);
   return WRN_OK;
 }
 
@@ -632,6 +677,7 @@ void wrn_trainer_free(wrn_trainer *t) {
 wrn_status wrn_trainer_warmup(wrn_trainer *t) {
   double t0 = wrn_seconds();
   TRAIN_TRY("warming up the kernels", wrn_replicas_warmup(&t->reps));
+  state_devices(t);
   t->st.warmup_seconds = wrn_seconds() - t0;
   t->warm = 1;
   return WRN_OK;
@@ -675,6 +721,9 @@ static wrn_status epoch_end(wrn_trainer *t) {
   if (s != WRN_OK) return s;
   e.test_time = wrn_seconds() - te0;
   if ((s = log_line_build(t, &e)) != WRN_OK) return s;
+  if ((s = wrn_train_context(wrn_replicas_epoch_end(&t->reps, t->js), "balancing the devices")))
+    return s;
+  state_devices(t);
   st->step = 0;
   st->loss_sum = 0, st->correct = 0, st->seen = 0, st->train_time = 0;
   t->time_done = 0;
@@ -685,7 +734,8 @@ static wrn_status epoch_end(wrn_trainer *t) {
   if (!line) return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
   s = save_checkpoint(t, st->last_path, e.epoch, line);
   if (s == WRN_OK && e.best) s = save_checkpoint(t, st->best_path, e.epoch, line);
-  if (s == WRN_OK) s = wrn_train_context(wrn_jsonl_append(t->log, t->js, NULL), "writing the log");
+  if (s == WRN_OK && t->log)
+    s = wrn_train_context(wrn_jsonl_append(t->log, t->js, NULL), "writing the log");
   if (s == WRN_OK) {
     st->epoch++;
     e.log_line = line;
@@ -760,7 +810,10 @@ wrn_status wrn_trainer_checkpoint(wrn_trainer *t) {
 
 wrn_status wrn_trainer_run(wrn_trainer *t) {
   for (int done = 0; !done;) {
-    if (t->h.stop && *t->h.stop) {
+    int stop = t->h.stop && *t->h.stop;
+    /* Every rank stops at the same step. */
+    TRAIN_TRY("training step", wrn_replicas_agree_stop(&t->reps, &stop));
+    if (stop) {
       wrn_status s = wrn_trainer_checkpoint(t);
       if (s != WRN_OK) return s;
       return wrn_fail(WRN_STATUS_INTERRUPTED, "stopped at epoch %d step %" PRId64 "; %s written",
