@@ -3,6 +3,7 @@
 #include "dist.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,8 +12,8 @@
 #include <mpi.h>
 #endif
 
-static int g_rank, g_size = 1, g_init, g_ours;
-static double g_timeout = 120, g_wait;
+static int g_rank, g_size = 1, g_init;
+static double g_wait;
 
 int wrn_dist_built(void) {
 #ifdef WRN_HAVE_MPI
@@ -32,6 +33,9 @@ double wrn_dist_take_wait_seconds(void) {
 }
 
 #ifdef WRN_HAVE_MPI
+
+static int g_ours;
+static double g_timeout = 120;
 
 #define MAX_REQS 4096
 static MPI_Request g_reqs[MAX_REQS];

@@ -4,7 +4,6 @@
 
 #include "dist.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -235,7 +234,11 @@ wrn_status wrn_replicas_open(wrn_replicas *R, const wrn_train_options *o,
   R->rank = wrn_dist_active() ? wrn_dist_rank() : 0;
   R->mu = calloc(1, sizeof(pthread_mutex_t));
   R->cv = calloc(1, sizeof(pthread_cond_t));
-  if (!R->mu || !R->cv) return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
+  if (!R->mu || !R->cv) {
+    free(R->mu), free(R->cv);
+    R->mu = R->cv = NULL;
+    return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
+  }
   pthread_mutex_init(MU(R), NULL);
   pthread_cond_init(CV(R), NULL);
   wrn_device_info *devs;
@@ -387,6 +390,7 @@ typedef struct job_arg {
  * without waiting. */
 static wrn_status grad_hook(void *user, size_t off, size_t count) {
   wrn_replica *p = user;
+  if (!p->collect) return WRN_OK; /* a warm-up */
   size_t rs = wrn_net_real_size(p->net);
   if (p->nev >= p->cap)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "more gradient ranges than parameter tensors");
@@ -423,7 +427,10 @@ static wrn_status job_backward(wrn_replicas *R, wrn_replica *p) {
                             &a));
   WRN_TRY(wrn_net_forward(net, 1, R->dropout_seed, R->step));
   WRN_TRY(wrn_net_loss(net, p->b, 1));
-  WRN_TRY(wrn_net_backward(net));
+  p->collect = 1;
+  wrn_status s = wrn_net_backward(net);
+  p->collect = 0;
+  WRN_TRY(s);
   if (p->nev > 0) REP_CL(clWaitForEvents(1, &p->ev[p->nev - 1]));
   p->t_done = wrn_seconds();
   p->busy = p->t_done - t0;

@@ -4,7 +4,6 @@
 #define WRN_TRAIN_INTERNAL_H
 
 #include "wrn_train.h"
-#include "io_internal.h"
 
 /* Prefixes the last error message with `what` ("opening the device: ..."); returns s. */
 wrn_status wrn_train_context(wrn_status s, const char *what);
@@ -41,6 +40,7 @@ typedef struct wrn_replica {
   cl_event *ev;         /* their reads */
   int nev, cap;         /* ranges enqueued so far */
   int done;             /* its thread finished the current job */
+  int collect;          /* backward reads its gradients back (training steps only) */
   wrn_status status;    /* of that job, with msg */
   char msg[2048];
   double busy;          /* seconds of its last forward + backward */
