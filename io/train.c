@@ -367,8 +367,6 @@ static int file_exists(const char *p) {
   return stat(p, &st) == 0;
 }
 
-/* The run folder: named when not given, its file paths, created and proven writable before
- * any work; a new run refuses a folder that holds one. */
 static wrn_status run_dir_prepare_here(wrn_trainer *t);
 
 /* Under MPI rank 0 prepares the folder and tells the others its name and the outcome. */
@@ -392,6 +390,8 @@ static wrn_status run_dir_prepare(wrn_trainer *t) {
   return WRN_OK;
 }
 
+/* The run folder: named when not given, its file paths, created and proven writable before
+ * any work; a new run refuses a folder that holds one. */
 static wrn_status run_dir_prepare_here(wrn_trainer *t) {
   wrn_train_options *o = &t->o;
   wrn_train_state *st = &t->st;

@@ -197,6 +197,63 @@ static void test_bn_ghost(void **state) {
   compare("bn", "64,64", 2);
 }
 
+/* A slice of a tensor (or of a batch) draws the whole's dropout masks and crops: element
+ * j of a launch at offset first is element first + j of the whole. */
+static void test_slices_draw_as_whole(void **state) {
+  (void)state;
+  wrn_ctx *ctx = t_ctx32();
+  const size_t n = 3000, first = 1234;
+  double *x = malloc(n * sizeof *x), *whole = malloc(n * sizeof *whole);
+  double *part = malloc(n * sizeof *part);
+  assert_true(x && whole && part);
+  t_rand(x, n, -1, 1, 5);
+  cl_mem X = t_upload(ctx, x, n), Y = t_zeros(ctx, n), Z = t_zeros(ctx, n);
+  WT_OK(wrn_dropout_forward(ctx, t_mem(Y), t_mem(X), n, 0.4, 11, 22));
+  wrn_mem xs = {X, first}, zs = {Z, 0};
+  WT_OK(wrn_dropout_forward_at(ctx, zs, xs, n - first, first, 0.4, 11, 22));
+  t_download(ctx, whole, Y, n);
+  t_download(ctx, part, Z, n - first);
+  if (memcmp(whole + first, part, (n - first) * sizeof *part))
+    fail_msg("dropout of elements [%zu, %zu) differs from the whole's", first, n);
+  /* Its backward too (accumulating onto zeros). */
+  cl_mem D = t_zeros(ctx, n);
+  WT_OK(wrn_dropout_backward_at(ctx, t_mem(D), xs, n - first, first, 0.4, 11, 22, 1));
+  t_download(ctx, part, D, n - first);
+  assert_memory_equal(whole + first, part, (n - first) * sizeof *part);
+  /* Augmentation: images 5..7 of a batch of 8 as a batch of 3 at first = 5. */
+  const int imgs = 8, c = 3, h = 8, w = 8, per = c * h * w;
+  uint8_t *img = malloc((size_t)imgs * per);
+  assert_non_null(img);
+  for (int i = 0; i < imgs * per; i++) img[i] = (uint8_t)(i * 37 + 11);
+  cl_int e;
+  cl_mem U = clCreateBuffer(wrn_ctx_cl_context(ctx), CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                            (size_t)imgs * per, img, &e);
+  assert_int_equal(e, CL_SUCCESS);
+  wrn_augment a = wrn_augment_recipe();
+  a.augment = 1, a.seed = 3, a.step = 9;
+  cl_mem A = t_zeros(ctx, (size_t)imgs * per), Bm = t_zeros(ctx, (size_t)3 * per);
+  WT_OK(wrn_augment_forward(ctx, t_mem(A), U, 0, imgs, c, h, w, &a));
+  a.first = 5;
+  WT_OK(wrn_augment_forward(ctx, t_mem(Bm), U, (size_t)5 * per, 3, c, h, w, &a));
+  double *ya = malloc((size_t)imgs * per * sizeof *ya), *yb = malloc((size_t)3 * per * sizeof *yb);
+  assert_true(ya && yb);
+  t_download(ctx, ya, A, (size_t)imgs * per);
+  t_download(ctx, yb, Bm, (size_t)3 * per);
+  assert_memory_equal(ya + 5 * per, yb, (size_t)3 * per * sizeof *yb);
+  /* And the host's description of the draws agrees. */
+  wrn_augment whole_a = a;
+  whole_a.first = 0;
+  for (int i = 0; i < 3; i++) {
+    int f1, y1, x1, f2, y2, x2;
+    wrn_augment_params(&whole_a, 5 + i, &f1, &y1, &x1);
+    wrn_augment_params(&a, i, &f2, &y2, &x2);
+    assert_true(f1 == f2 && y1 == y2 && x1 == x2);
+  }
+  clReleaseMemObject(X), clReleaseMemObject(Y), clReleaseMemObject(Z), clReleaseMemObject(D);
+  clReleaseMemObject(U), clReleaseMemObject(A), clReleaseMemObject(Bm);
+  free(x), free(whole), free(part), free(img), free(ya), free(yb);
+}
+
 static void test_bad_options(void **state) {
   (void)state;
   wrn_train_options o;
@@ -347,6 +404,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   (void)state;
   t_rm_tree(tmp);
+  t_ctx_close_all();
   return 0;
 }
 
@@ -366,6 +424,7 @@ int main(void) {
     return WRN_TEST_SKIP;
   }
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_slices_draw_as_whole),
       cmocka_unit_test(test_no_bn_even),        cmocka_unit_test(test_no_bn_uneven),
       cmocka_unit_test(test_bn_ghost),
       cmocka_unit_test(test_bad_options),       cmocka_unit_test(test_resume_two_devices)};
