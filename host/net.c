@@ -103,9 +103,10 @@ wrn_status wrn_net_create(wrn_net **out, wrn_ctx *ctx, int batch, const wrn_net_
   else wrn_net_options_default(&n->opt);
   n->ghost = n->opt.bn_ghost > 1 ? n->opt.bn_ghost : 1;
   if (batch % n->ghost) {
+    const int g = n->ghost;
     free(n);
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "batch size %d is not a multiple of the %d "
-                    "batch-norm groups", batch, n->opt.bn_ghost);
+                    "batch-norm groups", batch, g);
   }
   *out = n;
   return WRN_OK;
@@ -881,7 +882,8 @@ wrn_status wrn_net_set_batch(wrn_net *n, const uint8_t *img, const int32_t *labe
    * is per sample and the loss reads only the first cnt, so they change no result. */
   WRN_CL_CHECK(clEnqueueWriteBuffer(tq, n->labels, CL_TRUE, 0, (size_t)cnt * 4, labels, 0, NULL,
                                     NULL));
-  return wrn_augment_forward(n->ctx, V(n, n->input), u8, 0, n->batch, in->c, in->h, in->w, a);
+  return wrn_augment_forward_at(n->ctx, V(n, n->input), u8, 0, n->batch, n->first, in->c,
+                                in->h, in->w, a);
 }
 
 wrn_status wrn_net_set_input_real(wrn_net *n, const double *x, const int32_t *labels, int cnt) {

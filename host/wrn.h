@@ -389,10 +389,6 @@ typedef struct wrn_augment {
   int pad;           /* reflection padding (4) */
   float mean[3], std[3]; /* on the 0-255 scale */
   uint64_t seed, step;
-  /* The index of this batch's first sample in the global batch it is a slice of (0 for a
-   * whole batch): sample i draws as sample first + i, so the draws do not depend on how a
-   * global batch is split across devices. */
-  uint64_t first;
 } wrn_augment;
 /* y[n][c][h][w] = (pixel - mean[c]) / std[c] from uint8 images img[n][c][h][w] (CIFAR
  * layout, bytes at byte offset img_off), c <= 3. With a->augment, sample i (its index in this
@@ -402,6 +398,11 @@ typedef struct wrn_augment {
  * repeated) at (oy + dy, ox + dx); pad < h and pad < w. Without augment, pad is ignored. */
 wrn_status wrn_augment_forward(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_off, int n,
                                int c, int h, int w, const wrn_augment *a);
+/* The same for a slice of a larger batch that starts at sample `first`: its sample i draws
+ * as sample first + i of the whole (wrn_augment_params(a, first + i, ...)), so the draws do
+ * not depend on how a global batch is split across devices. */
+wrn_status wrn_augment_forward_at(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_off, int n,
+                                  size_t first, int c, int h, int w, const wrn_augment *a);
 /* The recipe's CIFAR input pipeline (Zagoruyko & Komodakis 2016): flip + crop on, reflection
  * padding 4, meanstd normalisation on the 0-255 scale with mean {125.3, 123.0, 113.9} and std
  * {63.0, 62.1, 66.7}; seed and step 0. Checkpoints record these values. */

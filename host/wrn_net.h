@@ -129,8 +129,8 @@ wrn_status wrn_net_backward(wrn_net *net);
  * ranges come in decreasing order and together cover the array. A failure ends the pass. */
 typedef wrn_status (*wrn_net_grad_hook)(void *user, size_t off, size_t count);
 void wrn_net_set_grad_hook(wrn_net *net, wrn_net_grad_hook fn, void *user);
-/* The batch is a slice of a global batch starting at sample `first`: dropout draws as the
- * whole would (the input pipeline takes wrn_augment.first). */
+/* The batch is a slice of a global batch starting at sample `first`: dropout and the input
+ * pipeline's flips and crops draw as the whole would (0 by default). */
 void wrn_net_set_sample_offset(wrn_net *net, size_t first);
 /* g = grad + wd * theta and the (Nesterov) momentum update over the flat buffer. */
 wrn_status wrn_net_update(wrn_net *net, const wrn_sgd *sgd);

@@ -109,7 +109,7 @@ wrn_status wrn_dist_bcast(void *buf, size_t bytes, const char *what) {
     MPI_Request r;
     int e = MPI_Ibcast((char *)buf + off, (int)k, MPI_BYTE, 0, MPI_COMM_WORLD, &r);
     if (e != MPI_SUCCESS) return mpi_fail(e, what);
-    WRN_TRY(wait_reqs(&r, 1, what));
+    IO_TRY(wait_reqs(&r, 1, what));
     off += k;
   }
   return WRN_OK;
@@ -137,7 +137,7 @@ wrn_status wrn_dist_allreduce(double *buf, size_t n, int max, const char *what) 
 
 wrn_status wrn_dist_iallreduce(double *buf, size_t n) {
   if (!wrn_dist_active() || n == 0) return WRN_OK;
-  if (g_nreq == MAX_REQS) WRN_TRY(wrn_dist_wait_all("combining gradients"));
+  if (g_nreq == MAX_REQS) IO_TRY(wrn_dist_wait_all("combining gradients"));
   if (n > INT32_MAX)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "a gradient bucket of %zu values is too large",
                     n);

@@ -9,7 +9,7 @@
 #ifndef WRN_DIST_H
 #define WRN_DIST_H
 
-#include "wrn_train.h"
+#include "train_internal.h"
 
 /* 1 when this process is one of several ranks of an initialised run. */
 int wrn_dist_active(void);

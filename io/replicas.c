@@ -210,7 +210,7 @@ static wrn_status apply_split(wrn_replicas *R, const int *b) {
   memcpy(R->split, b, (size_t)R->workers * sizeof *b);
   for (int i = 0; i < R->n; i++) {
     int want = R->split[R->rank * R->n + i];
-    if (!R->r[i].net || R->r[i].b != want) WRN_TRY(replica_build(R, &R->r[i], want));
+    if (!R->r[i].net || R->r[i].b != want) IO_TRY(replica_build(R, &R->r[i], want));
   }
   place_slices(R);
   return WRN_OK;
@@ -368,14 +368,14 @@ static wrn_status sync_state(wrn_replicas *R) {
 }
 
 wrn_status wrn_replicas_init(wrn_replicas *R, uint64_t seed) {
-  WRN_TRY(wrn_dist_bcast(&seed, sizeof seed, "sending rank 0's seed"));
-  WRN_TRY(wrn_net_init_params(R->r[0].net, seed));
+  IO_TRY(wrn_dist_bcast(&seed, sizeof seed, "sending rank 0's seed"));
+  IO_TRY(wrn_net_init_params(R->r[0].net, seed));
   return sync_state(R);
 }
 
 wrn_status wrn_replicas_load(wrn_replicas *R, const wrn_st_file *f, const char *path,
                              int with_momentum) {
-  for (int i = 0; i < R->n; i++) WRN_TRY(wrn_checkpoint_load(R->r[i].net, f, path, with_momentum));
+  for (int i = 0; i < R->n; i++) IO_TRY(wrn_checkpoint_load(R->r[i].net, f, path, with_momentum));
   return sync_state(R);
 }
 
@@ -420,17 +420,16 @@ static wrn_status job_backward(wrn_replicas *R, wrn_replica *p) {
   wrn_net_layer(net, 0, &li);
   per = (size_t)li.in_c * (size_t)li.in_h * (size_t)li.in_w;
   wrn_augment a = *R->aug;
-  a.first = (uint64_t)p->first;
   wrn_net_set_sample_offset(net, (size_t)p->first);
   double t0 = wrn_seconds();
-  WRN_TRY(wrn_net_set_batch(net, b->images + (size_t)p->first * per, b->labels + p->first, p->b,
+  IO_TRY(wrn_net_set_batch(net, b->images + (size_t)p->first * per, b->labels + p->first, p->b,
                             &a));
-  WRN_TRY(wrn_net_forward(net, 1, R->dropout_seed, R->step));
-  WRN_TRY(wrn_net_loss(net, p->b, 1));
+  IO_TRY(wrn_net_forward(net, 1, R->dropout_seed, R->step));
+  IO_TRY(wrn_net_loss(net, p->b, 1));
   p->collect = 1;
   wrn_status s = wrn_net_backward(net);
   p->collect = 0;
-  WRN_TRY(s);
+  IO_TRY(s);
   if (p->nev > 0) REP_CL(clWaitForEvents(1, &p->ev[p->nev - 1]));
   p->t_done = wrn_seconds();
   p->busy = p->t_done - t0;
@@ -438,8 +437,8 @@ static wrn_status job_backward(wrn_replicas *R, wrn_replica *p) {
 }
 
 static wrn_status job_update(wrn_replicas *R, wrn_replica *p) {
-  WRN_TRY(wrn_write(p->ctx, wrn_net_flat_mem(p->net, 1), R->gout, R->nparams));
-  WRN_TRY(wrn_net_update(p->net, R->sgd));
+  IO_TRY(wrn_write(p->ctx, wrn_net_flat_mem(p->net, 1), R->gout, R->nparams));
+  IO_TRY(wrn_net_update(p->net, R->sgd));
   return wrn_net_read_loss(p->net, p->b, &p->loss, &p->correct);
 }
 
@@ -529,10 +528,10 @@ static wrn_status rebalance(wrn_replicas *R, const double *measured) {
  * measured: the first step then starts at once. */
 wrn_status wrn_replicas_warmup(wrn_replicas *R) {
   for (int i = 0; i < R->n; i++)
-    if (wrn_net_warmup_needed(R->r[i].net)) WRN_TRY(wrn_net_warmup(R->r[i].net));
+    if (wrn_net_warmup_needed(R->r[i].net)) IO_TRY(wrn_net_warmup(R->r[i].net));
   if (R->workers == 1 || R->fixed) return WRN_OK;
   /* A timed pass of every replica at once, now that everything is compiled. */
-  WRN_TRY(run_jobs(R, JOB_WARMUP));
+  IO_TRY(run_jobs(R, JOB_WARMUP));
   double sp[64];
   for (int i = 0; i < R->n; i++) sp[i] = R->r[i].busy > 0 ? R->r[i].b / R->r[i].busy : 0;
   return rebalance(R, sp);
@@ -542,7 +541,7 @@ wrn_status wrn_replicas_epoch_end(wrn_replicas *R, wrn_json *log) {
   if (R->workers == 1) return WRN_OK;
   char text[1024];
   wrn_replicas_split_text(R, text, sizeof text);
-  WRN_TRY(wrn_json_str(log, "devices_split", text));
+  IO_TRY(wrn_json_str(log, "devices_split", text));
   double sp[64], *all = calloc((size_t)R->workers, sizeof *all);
   if (!all) return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
   for (int i = 0; i < R->n; i++) {
@@ -571,7 +570,7 @@ wrn_status wrn_replicas_epoch_end(wrn_replicas *R, wrn_json *log) {
 wrn_status wrn_replicas_agree_stop(wrn_replicas *R, int *stop) {
   if (!wrn_dist_active()) return WRN_OK;
   double v = *stop;
-  WRN_TRY(wrn_dist_allreduce(&v, 1, 1, "agreeing on a stop"));
+  IO_TRY(wrn_dist_allreduce(&v, 1, 1, "agreeing on a stop"));
   *stop = (int)v;
   return WRN_OK;
 }
@@ -586,7 +585,7 @@ static wrn_status wait_range(wrn_replicas *R, wrn_replica *p, int k) {
     pthread_mutex_unlock(MU(R));
     if (have) break;
     if (done) return WRN_OK; /* failed, or fewer ranges: the caller checks */
-    WRN_TRY(wrn_dist_progress());
+    IO_TRY(wrn_dist_progress());
     struct timespec ts = {0, 50000};
     nanosleep(&ts, NULL);
   }
@@ -602,7 +601,7 @@ static wrn_status wait_range(wrn_replicas *R, wrn_replica *p, int k) {
       REP_CL(clWaitForEvents(1, &p->ev[k]));
       return WRN_OK;
     }
-    WRN_TRY(wrn_dist_progress());
+    IO_TRY(wrn_dist_progress());
     struct timespec ts = {0, 50000};
     nanosleep(&ts, NULL);
   }
@@ -621,7 +620,7 @@ static wrn_status combine(wrn_replicas *R, int *nranges) {
   for (;; k++) {
     int more = 1;
     for (int i = 0; i < R->n; i++) {
-      WRN_TRY(wait_range(R, &R->r[i], k));
+      IO_TRY(wait_range(R, &R->r[i], k));
       pthread_mutex_lock(MU(R));
       int have = R->r[i].nev > k;
       pthread_mutex_unlock(MU(R));
@@ -641,11 +640,11 @@ static wrn_status combine(wrn_replicas *R, int *nranges) {
     if (off < lo) lo = off;
     if (off + cnt > hi) hi = off + cnt;
     if (hi - lo >= R->bucket) {
-      WRN_TRY(wrn_dist_iallreduce(R->acc + lo, hi - lo));
+      IO_TRY(wrn_dist_iallreduce(R->acc + lo, hi - lo));
       lo = (size_t)-1, hi = 0;
     }
   }
-  if (hi > lo) WRN_TRY(wrn_dist_iallreduce(R->acc + lo, hi - lo));
+  if (hi > lo) IO_TRY(wrn_dist_iallreduce(R->acc + lo, hi - lo));
   *nranges = k;
   return WRN_OK;
 }
@@ -715,7 +714,7 @@ static wrn_status train_multi(wrn_replicas *R, const wrn_batch *b, const wrn_aug
     free(m), free(t);
     if (s != WRN_OK) return s;
   }
-  WRN_TRY(run_jobs(R, JOB_UPDATE));
+  IO_TRY(run_jobs(R, JOB_UPDATE));
   if (R->unlike) { /* devices that may round differently: replica 0's parameters to all */
     double *p = malloc(R->nparams * sizeof *p);
     if (!p) return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
@@ -731,7 +730,7 @@ static wrn_status train_multi(wrn_replicas *R, const wrn_batch *b, const wrn_aug
     R->r[i].busy_sum += R->r[i].busy;
     R->r[i].imgs_sum += R->r[i].b;
   }
-  WRN_TRY(wrn_dist_allreduce(lc, 2, 0, "summing the loss over the ranks"));
+  IO_TRY(wrn_dist_allreduce(lc, 2, 0, "summing the loss over the ranks"));
   R->combine_sum += R->allreduce_s;
   R->combine_steps++;
   R->step_s = wrn_seconds() - t0;
@@ -765,10 +764,10 @@ wrn_status wrn_replicas_eval(wrn_replicas *R, const wrn_batch *b, const wrn_augm
   int cor = 0;
   for (int off = 0; off < b->count; off += cap) {
     int cnt = b->count - off < cap ? b->count - off : cap;
-    WRN_TRY(wrn_net_set_batch(net, b->images + (size_t)off * per, b->labels + off, cnt, a));
+    IO_TRY(wrn_net_set_batch(net, b->images + (size_t)off * per, b->labels + off, cnt, a));
     double l;
     int c;
-    WRN_TRY(wrn_train_eval_step(net, cnt, &l, &c));
+    IO_TRY(wrn_train_eval_step(net, cnt, &l, &c));
     ls += l, cor += c;
   }
   *loss_sum = ls;
@@ -825,7 +824,7 @@ wrn_status wrn_parallel_warmup(wrn_parallel *p) {
     wrn_status s = img && lab ? wrn_net_set_batch(net, img, lab, b, &a)
                               : wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
     free(img), free(lab);
-    WRN_TRY(s);
+    IO_TRY(s);
   }
   return wrn_replicas_warmup(R);
 }
@@ -836,7 +835,7 @@ wrn_status wrn_parallel_step(wrn_parallel *p, const uint8_t *images, const int32
   wrn_augment a = wrn_train_augment(&p->o, 1, step);
   double l;
   int c;
-  WRN_TRY(wrn_replicas_train(&p->R, &b, &a, sgd, p->o.seed, step, &l, &c));
+  IO_TRY(wrn_replicas_train(&p->R, &b, &a, sgd, p->o.seed, step, &l, &c));
   if (loss_sum) *loss_sum = l;
   if (correct) *correct = c;
   return WRN_OK;

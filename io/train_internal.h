@@ -15,6 +15,13 @@ wrn_status wrn_train_context(wrn_status s, const char *what);
     if (train_try_s_ != WRN_OK) return wrn_train_context(train_try_s_, what);               \
   } while (0)
 
+/* Returns a failing status from the enclosing function as it is. */
+#define IO_TRY(expr)                                                                        \
+  do {                                                                                      \
+    wrn_status io_try_s_ = (expr);                                                          \
+    if (io_try_s_ != WRN_OK) return io_try_s_;                                              \
+  } while (0)
+
 /* The replicas of the network a run trains. The run (io/train.c) hands each global batch to
  * wrn_replicas_train and never touches a device itself. One replica runs the step on its
  * network directly. A data-parallel set (--devices, and/or several MPI ranks: the workers,

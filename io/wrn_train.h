@@ -156,32 +156,6 @@ int wrn_dist_size(void); /* 1 without MPI */
 void wrn_dist_abort(int code);
 void wrn_dist_finalize(void);
 
-/* ---------------------------------------------------------------- data-parallel steps */
-
-/* The devices of a run without its data set and folder (what wrn bench times): the
- * networks of o->devices (or o->device) with o->batch split over them as a run splits it
- * (o->split, o->min_per_device; MPI ranks after wrn_dist_init), the parameters from
- * o->seed. */
-typedef struct wrn_parallel wrn_parallel;
-wrn_status wrn_parallel_open(wrn_parallel **out, const wrn_train_options *o,
-                             const wrn_train_hooks *hooks);
-void wrn_parallel_free(wrn_parallel *p);
-/* Compiles everything; with an automatic split, times each device and balances. */
-wrn_status wrn_parallel_warmup(wrn_parallel *p);
-/* One training step on a global batch of o->batch images (uint8 [n][c][h][w]) and labels,
- * with the recipe's input pipeline for `step`; loss sum and number right may be NULL. */
-wrn_status wrn_parallel_step(wrn_parallel *p, const uint8_t *images, const int32_t *labels,
-                             const wrn_sgd *sgd, uint64_t step, double *loss_sum, int *correct);
-int wrn_parallel_devices(const wrn_parallel *p); /* of this process */
-wrn_net *wrn_parallel_net(const wrn_parallel *p, int i);
-const wrn_device_info *wrn_parallel_device(const wrn_parallel *p, int i);
-int wrn_parallel_slice(const wrn_parallel *p, int i);      /* images of device i per step */
-double wrn_parallel_busy(const wrn_parallel *p, int i);    /* its last forward + backward, s */
-/* Seconds the last step spent combining gradients after the slowest device's backward (the
- * part not hidden behind it), and the whole step. */
-double wrn_parallel_combine_seconds(const wrn_parallel *p);
-double wrn_parallel_step_seconds(const wrn_parallel *p);
-
 /* ---------------------------------------------------------------- a run */
 
 typedef struct wrn_trainer wrn_trainer;
@@ -280,6 +254,32 @@ const wrn_train_state *wrn_trainer_state(const wrn_trainer *t);
 const wrn_train_options *wrn_trainer_options(const wrn_trainer *t);
 /* The network the trainer runs (owned by it): sizes, descriptions, weights. */
 wrn_net *wrn_trainer_net(const wrn_trainer *t);
+
+/* ---------------------------------------------------------------- data-parallel steps */
+
+/* The devices of a run without its data set and folder (what wrn bench times): the
+ * networks of o->devices (or o->device) with o->batch split over them as a run splits it
+ * (o->split, o->min_per_device; MPI ranks after wrn_dist_init), the parameters from
+ * o->seed. */
+typedef struct wrn_parallel wrn_parallel;
+wrn_status wrn_parallel_open(wrn_parallel **out, const wrn_train_options *o,
+                             const wrn_train_hooks *hooks);
+void wrn_parallel_free(wrn_parallel *p);
+/* Compiles everything; with an automatic split, times each device and balances. */
+wrn_status wrn_parallel_warmup(wrn_parallel *p);
+/* One training step on a global batch of o->batch images (uint8 [n][c][h][w]) and labels,
+ * with the recipe's input pipeline for `step`; loss sum and number right may be NULL. */
+wrn_status wrn_parallel_step(wrn_parallel *p, const uint8_t *images, const int32_t *labels,
+                             const wrn_sgd *sgd, uint64_t step, double *loss_sum, int *correct);
+int wrn_parallel_devices(const wrn_parallel *p); /* of this process */
+wrn_net *wrn_parallel_net(const wrn_parallel *p, int i);
+const wrn_device_info *wrn_parallel_device(const wrn_parallel *p, int i);
+int wrn_parallel_slice(const wrn_parallel *p, int i);      /* images of device i per step */
+double wrn_parallel_busy(const wrn_parallel *p, int i);    /* its last forward + backward, s */
+/* Seconds the last step spent combining gradients after the slowest device's backward (the
+ * part not hidden behind it), and the whole step. */
+double wrn_parallel_combine_seconds(const wrn_parallel *p);
+double wrn_parallel_step_seconds(const wrn_parallel *p);
 
 #ifdef __cplusplus
 }
