@@ -170,7 +170,15 @@ static wrn_status replica_build(wrn_replicas *R, wrn_replica *p, int b) {
   wrn_net *net = NULL;
   wrn_status s = wrn_net_create(&net, p->ctx, b, &no);
   if (s == WRN_OK) s = R->h->build(net, o, R->h->user);
-  if (s == WRN_OK && o->conv_algo[0]) s = wrn_net_set_conv_choices(net, o->conv_algo);
+  /* The convolution algorithms: those asked for; else, on devices alike to replica 0's, the
+   * choices replica 0 made (a checkpoint records those, so a resumed run computes with the
+   * same kernels on every replica); else the tuner's. */
+  static _Thread_local char choices[WRN_TRAIN_CONV_ALGO_MAX];
+  const char *ca = o->conv_algo;
+  if ((!ca[0] || !strcmp(ca, "auto")) && p != &R->r[0] && R->r[0].net && !R->unlike &&
+      wrn_net_conv_choices(R->r[0].net, choices, sizeof choices) == WRN_OK)
+    ca = choices;
+  if (s == WRN_OK && ca[0]) s = wrn_net_set_conv_choices(net, ca);
   if (s == WRN_OK) s = wrn_net_finalize(net);
   if (s == WRN_OK && p->net) {
     /* Move the state over through the host. */
