@@ -103,7 +103,8 @@ static void train_usage(FILE *f) {
           "Writes DIR/log.jsonl (one JSON object per epoch, also printed as json_stats: {...}),\n"
           "DIR/last.safetensors and DIR/best.safetensors. SIGINT/SIGTERM stop after the\n"
           "current step with a checkpoint to resume from. Under mpirun -np N every rank trains\n"
-          "a slice of each batch (rank 0 writes the run folder); --resume needs the same N.\n");
+          "a slice of each batch (rank 0 writes the run folder); --resume needs the same N.\n"
+          "This wrn was built %s.\n", wrn_dist_built() ? "with MPI" : "without MPI");
 }
 
 /* ---------------------------------------------------------------- signals */
@@ -181,13 +182,15 @@ static int train_run(const wrn_train_options *o, int resuming, printer *p) {
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-  printf("train: kernels ready after %.2f s of warm-up; %" PRId64 " steps per epoch, %zu "
-         "training and %zu test images; run folder %s\n",
-         st->warmup_seconds, st->steps_per_epoch, st->train_images, st->test_images, out);
+  if (wrn_dist_rank() == 0)
+    printf("train: kernels ready after %.2f s of warm-up; %" PRId64 " steps per epoch, %zu "
+           "training and %zu test images; run folder %s\n",
+           st->warmup_seconds, st->steps_per_epoch, st->train_images, st->test_images, out);
   fflush(stdout);
   wrn_status s = wrn_trainer_run(t);
   int rc = 0;
-  if (s == WRN_OK) {
+  if (s == WRN_OK && wrn_dist_rank() > 0) {
+  } else if (s == WRN_OK) {
     printf("train: done. final test accuracy %.2f%% (best %.2f%%, chance %.0f%%); log %s; "
            "checkpoints %s (last) and %s (best)\n",
            st->last_acc, st->best_acc, 100.0 / wrn_trainer_options(t)->classes, st->log_path,
