@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Two MPI ranks on this machine (mpirun -np 2, one PoCL device and kernel cache each) train to
-# the same weights as two devices in one process (wrn train --devices), and a rank killed
-# mid-run ends the job within the timeout with the last checkpoint intact and loadable.
+# the same weights as two devices in one process (wrn train --devices); a rank killed mid-run
+# ends the job within the timeout with the last checkpoint intact and loadable; a rank that
+# stops answering makes the other give up after --mpi-timeout with a message.
 # Skipped (77) without mpirun or when wrn was built without MPI.
 set -uo pipefail
 cli=${WRN_CLI:?WRN_CLI names the wrn binary}
@@ -102,4 +103,34 @@ done
 POCL_DEVICES=pthread POCL_CACHE_DIR=$tmp/pocl "$cli" eval --checkpoint "$tmp/kill/last.safetensors" \
   --data "$src/data/cifar10-sample" --test-limit 40 >"$tmp/eval.txt" 2>&1 ||
   { cat "$tmp/eval.txt"; fail "the last checkpoint does not load"; }
+
+# A rank that hangs (stopped, not dead, so mpirun does not notice): the other gives up after
+# --mpi-timeout with a message naming what it waited for, and the command ends the job.
+mpirun --oversubscribe --allow-run-as-root -np 2 bash -c "$rank_cmd" "$cli" train \
+  "${common[@]}" --epochs 50 --mpi-timeout 8 --out "$tmp/hang" >"$tmp/hang.txt" 2>&1 &
+mp=$!
+for _ in $(seq 1 600); do
+  [ -s "$tmp/hang/log.jsonl" ] && break
+  kill -0 $mp 2>/dev/null || break
+  sleep 0.2
+done
+[ -s "$tmp/hang/log.jsonl" ] || { cat "$tmp/hang.txt"; fail "no epoch finished"; }
+ranks=$(pgrep -f -- "--out $tmp/hang" | grep -vx "$mp" | tr '\n' ' ')
+victim=$(echo "$ranks" | awk '{print $NF}')
+[ -n "$victim" ] || fail "no rank process found"
+t0=$(date +%s)
+kill -STOP "$victim"
+for _ in $(seq 1 300); do kill -0 $mp 2>/dev/null || break; sleep 0.2; done
+if kill -0 $mp 2>/dev/null; then
+  kill -9 $mp $ranks 2>/dev/null
+  fail "the job still ran 60 s after a rank stopped answering (timeout 8 s)"
+fi
+wait $mp
+rc=$?
+echo "a silent rank: the job ended after $(( $(date +%s) - t0 )) s with status $rc"
+for r in $ranks; do kill -9 "$r" 2>/dev/null; done
+[ $rc -ne 0 ] || fail "the job exited 0 after a rank stopped answering"
+grep -q "heard nothing from the other ranks" "$tmp/hang.txt" ||
+  { cat "$tmp/hang.txt"; fail "no message about the silent rank"; }
+grep "heard nothing" "$tmp/hang.txt" | head -1
 echo "ok"
