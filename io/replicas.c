@@ -312,7 +312,20 @@ wrn_status wrn_replicas_open(wrn_replicas *R, const wrn_train_options *o,
     wrn_replica *p = &R->r[i];
     if (wrn_net_real_size(p->net) != rs)
       return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "replicas of different real types");
-    p->stage = calloc(R->nparams + 1, rs);
+    /* The gradient's host copy: pinned memory the driver maps (CL_MEM_ALLOC_HOST_PTR),
+     * where it allows; plain host memory otherwise. */
+    size_t bytes = (R->nparams + 1) * rs;
+    cl_int e = CL_SUCCESS;
+    p->stage_mem = clCreateBuffer(wrn_ctx_cl_context(p->ctx),
+                                  CL_MEM_ALLOC_HOST_PTR | CL_MEM_READ_WRITE, bytes, NULL, &e);
+    if (e == CL_SUCCESS)
+      p->stage = clEnqueueMapBuffer(wrn_ctx_queue(p->ctx), p->stage_mem, CL_TRUE,
+                                    CL_MAP_READ | CL_MAP_WRITE, 0, bytes, 0, NULL, NULL, &e);
+    if (e != CL_SUCCESS || !p->stage) {
+      if (p->stage_mem) clReleaseMemObject(p->stage_mem);
+      p->stage_mem = NULL;
+      p->stage = calloc(R->nparams + 1, rs);
+    }
     p->roff = calloc((size_t)ranges, sizeof *p->roff);
     p->rcnt = calloc((size_t)ranges, sizeof *p->rcnt);
     p->ev = calloc((size_t)ranges, sizeof *p->ev);
@@ -339,9 +352,17 @@ void wrn_replicas_free(wrn_replicas *R) {
     wrn_replica *p = &R->r[i];
     if (p->ctx && p->net) clFinish(wrn_ctx_queue(p->ctx));
     release_events(p);
+    if (p->stage_mem) {
+      if (p->stage) clEnqueueUnmapMemObject(wrn_ctx_queue(p->ctx), p->stage_mem, p->stage, 0,
+                                            NULL, NULL);
+      clFinish(wrn_ctx_queue(p->ctx));
+      clReleaseMemObject(p->stage_mem);
+    } else {
+      free(p->stage);
+    }
     wrn_net_free(p->net);
     wrn_ctx_free(p->ctx);
-    free(p->stage), free(p->roff), free(p->rcnt), free(p->ev);
+    free(p->roff), free(p->rcnt), free(p->ev);
   }
   free(R->r);
   free(R->split), free(R->speed), free(R->acc), free(R->gout);

@@ -42,7 +42,8 @@ typedef struct wrn_replica {
   wrn_ctx *ctx;
   wrn_net *net;
   int b, first;         /* its slice of the global batch: samples [first, first + b) */
-  void *stage;          /* host copy of its gradient (real type) */
+  void *stage;          /* host copy of its gradient (real type): stage_mem mapped, or */
+  cl_mem stage_mem;     /* malloc'ed when that is NULL */
   size_t *roff, *rcnt;  /* gradient ranges read back this step, in backward order */
   cl_event *ev;         /* their reads */
   int nev, cap;         /* ranges enqueued so far */
