@@ -53,8 +53,10 @@ echo "mpirun -np 2: $(( $(date +%s) - t0 )) s"
 grep -q "x 2 rank(s)" "$tmp/mpi.txt" || { cat "$tmp/mpi.txt"; fail "the run did not see 2 ranks"; }
 [ "$(wc -l <"$tmp/mpi/log.jsonl")" -eq 1 ] || fail "rank 0 should write one log line"
 
-# The weights of both: every tensor equal to fp32 round-off (printed: the largest difference).
-python3 - "$tmp/inproc/last.safetensors" "$tmp/mpi/last.safetensors" <<'PY' || fail "weights differ"
+# The weights of two runs: every tensor equal to fp32 round-off (printed: the largest
+# difference).
+compare() {
+python3 - "$1" "$2" "$3" <<'PY'
 import json, struct, sys
 def load(p):
     b = open(p, "rb").read()
@@ -67,9 +69,23 @@ def load(p):
 a, b = load(sys.argv[1]), load(sys.argv[2])
 assert a.keys() == b.keys(), "tensor names differ"
 worst = max((abs(x - y), k) for k in a for x, y in zip(a[k], b[k]))
-print("2 ranks vs 2 in-process devices: %d tensors, max |diff| %.3g (%s)" % (len(a), worst[0], worst[1]))
+print("%s: %d tensors, max |diff| %.3g (%s)" % (sys.argv[3], len(a), worst[0], worst[1]))
 sys.exit(0 if worst[0] <= 1e-5 else 1)
 PY
+}
+compare "$tmp/inproc/last.safetensors" "$tmp/mpi/last.safetensors" \
+  "2 ranks vs 2 in-process devices" || fail "weights differ"
+
+# --resume under mpirun (the same N): one more epoch equals a 2-epoch in-process run.
+POCL_DEVICES="pthread pthread" POCL_CACHE_DIR=$tmp/pocl "$cli" train "${common[@]}" \
+  --epochs 2 --devices 0:0,0:1 --out "$tmp/inproc2" >"$tmp/inproc2.txt" 2>&1 ||
+  { cat "$tmp/inproc2.txt"; fail "the 2-epoch in-process run failed"; }
+mpirun --oversubscribe --allow-run-as-root -np 2 bash -c "$rank_cmd" "$cli" train \
+  --resume "$tmp/mpi" --epochs 2 --progress off >"$tmp/resume.txt" 2>&1 ||
+  { cat "$tmp/resume.txt"; fail "mpirun -np 2 wrn train --resume failed"; }
+[ "$(wc -l <"$tmp/mpi/log.jsonl")" -eq 2 ] || fail "the resumed run should have 2 log lines"
+compare "$tmp/inproc2/last.safetensors" "$tmp/mpi/last.safetensors" \
+  "2 ranks resumed for epoch 2 vs 2 in-process devices for 2 epochs" || fail "weights differ"
 
 # A rank killed mid-run: the job ends within the timeout, nonzero, and the last checkpoint
 # of the finished epochs is intact.
