@@ -197,6 +197,68 @@ static void test_bn_ghost(void **state) {
   compare("bn", "64,64", 2);
 }
 
+/* One training step of the slice [first, first + b) of step 0's global batch on one device:
+ * its running statistics (what one replica of that slice holds before they are combined). */
+static void slice_stats(const wrn_train_options *o, int b, int first, double *bufs) {
+  wrn_device_info dev;
+  WT_OK(wrn_device_select(dev_a, &dev));
+  wrn_ctx *ctx;
+  wrn_ctx_options co = {WRN_F32, 0, 0};
+  WT_OK(wrn_ctx_open(&ctx, &dev, &co));
+  wrn_net *net;
+  WT_OK(wrn_net_create(&net, ctx, b, NULL));
+  WT_OK(build(net, o, NULL));
+  WT_OK(wrn_net_set_conv_choices(net, o->conv_algo));
+  WT_OK(wrn_net_finalize(net));
+  WT_OK(wrn_net_init_params(net, o->seed));
+  uint8_t *img = malloc((size_t)B * 3 * HW * HW);
+  int32_t *lab = malloc(B * sizeof *lab);
+  assert_true(img && lab);
+  batch_data(img, lab, 0);
+  wrn_net_set_sample_offset(net, (size_t)first);
+  wrn_augment a = wrn_train_augment(o, 1, 0);
+  WT_OK(wrn_net_set_batch(net, img + (size_t)first * 3 * HW * HW, lab + first, b, &a));
+  wrn_sgd sgd = sgd_of(0);
+  WT_OK(wrn_train_step(net, b, &sgd, o->seed, 0, NULL, NULL));
+  WT_OK(wrn_net_read(net, 3, bufs));
+  free(img), free(lab);
+  wrn_net_free(net);
+  wrn_ctx_free(ctx);
+}
+
+/* The running statistics rule: after a step the replicas hold the b-weighted mean of what
+ * each computed from its slice. From the same start that is (96 r_a + 32 r_b) / 128 with r_a,
+ * r_b the statistics of one device running each slice alone (the update is linear). */
+static void test_bn_running_stats_rule(void **state) {
+  (void)state;
+  wrn_train_options o;
+  options(&o, "bn", "96,32");
+  size_t nb = flat_count(&o, 3), np = flat_count(&o, 0);
+  double *ra = calloc(nb + 1, sizeof *ra), *rb = calloc(nb + 1, sizeof *rb);
+  double *want = calloc(nb + 1, sizeof *want), *got = calloc(nb + 1, sizeof *got);
+  double *p = calloc(np + 1, sizeof *p);
+  assert_true(ra && rb && want && got && p);
+  slice_stats(&o, 96, 0, ra);
+  slice_stats(&o, 32, 96, rb);
+  for (size_t i = 0; i < nb; i++) want[i] = (96 * ra[i] + 32 * rb[i]) / 128;
+  wrn_train_hooks h = {build, NULL, NULL, NULL};
+  wrn_parallel *par;
+  WT_OK(wrn_parallel_open(&par, &o, &h));
+  uint8_t *img = malloc((size_t)B * 3 * HW * HW);
+  int32_t *lab = malloc(B * sizeof *lab);
+  assert_true(img && lab);
+  batch_data(img, lab, 0);
+  wrn_sgd sgd = sgd_of(0);
+  WT_OK(wrn_parallel_step(par, img, lab, &sgd, 0, NULL, NULL));
+  WT_OK(wrn_net_read(wrn_parallel_net(par, 1), 3, got));
+  print_message("running statistics after one 96 + 32 step: max |diff| from the weighted mean "
+                "of the slices' %.3g\n", t_max_abs_diff(got, want, nb));
+  /* The replicas' statistics, combined in double and stored in float. */
+  t_check_close("running statistics", got, want, nb, 1e-6, 1e-6);
+  wrn_parallel_free(par);
+  free(ra), free(rb), free(want), free(got), free(p), free(img), free(lab);
+}
+
 /* A slice of a tensor (or of a batch) draws the whole's dropout masks and crops: element
  * j of a launch at offset first is element first + j of the whole. */
 static void test_slices_draw_as_whole(void **state) {
@@ -416,7 +478,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_slices_draw_as_whole),
       cmocka_unit_test(test_no_bn_even),        cmocka_unit_test(test_no_bn_uneven),
-      cmocka_unit_test(test_bn_ghost),
+      cmocka_unit_test(test_bn_ghost),          cmocka_unit_test(test_bn_running_stats_rule),
       cmocka_unit_test(test_bad_options),       cmocka_unit_test(test_resume_two_devices)};
   if (getenv("WRN_TEST_FILTER")) cmocka_set_test_filter(getenv("WRN_TEST_FILTER"));
   return cmocka_run_group_tests(tests, setup, teardown);
