@@ -403,8 +403,8 @@ wrn_status wrn_replicas_init(wrn_replicas *R, uint64_t seed) {
 }
 
 wrn_status wrn_replicas_load(wrn_replicas *R, const wrn_st_file *f, const char *path,
-                             int with_momentum) {
-  for (int i = 0; i < R->n; i++) IO_TRY(wrn_checkpoint_load(R->r[i].net, f, path, with_momentum));
+                             int flags) {
+  for (int i = 0; i < R->n; i++) IO_TRY(wrn_checkpoint_load(R->r[i].net, f, path, flags));
   return sync_state(R);
 }
 

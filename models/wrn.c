@@ -6,11 +6,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The decimal number at *p (1 to 4 digits, no sign or space) ending at `stop`; -1 when
+ * there is none. */
+static int model_number(const char **p, char stop) {
+  int v = 0, n = 0;
+  const char *s = *p;
+  while (*s >= '0' && *s <= '9' && n < 5) v = v * 10 + (*s++ - '0'), n++;
+  if (n == 0 || n > 4 || *s != stop) return -1;
+  *p = s;
+  return v;
+}
+
 wrn_status wrn_model_parse(const char *name, wrn_model_spec *spec) {
-  int d, k;
-  char tail;
-  if (!name || (sscanf(name, "wrn-%d-%d%c", &d, &k, &tail) != 2 &&
-                sscanf(name, "WRN-%d-%d%c", &d, &k, &tail) != 2))
+  const char *p = name;
+  int d = -1, k = -1;
+  if (p && (!strncmp(p, "wrn-", 4) || !strncmp(p, "WRN-", 4))) {
+    p += 4;
+    d = model_number(&p, '-');
+    if (d >= 0) {
+      p++;
+      k = model_number(&p, '\0');
+    }
+  }
+  if (d < 0 || k < 0)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                     "model '%s' is not of the form wrn-D-K (e.g. wrn-28-10)", name ? name : "");
   spec->depth = d;

@@ -3,13 +3,14 @@
 # (Open MPI for multi-process training and its tests).
 # Usage: tools/deps.sh [--test]   (--test adds what the test suite and CI's checks need:
 # cmocka; PyTorch for the interop test; rsvg-convert for PNG plots; clang, libclc,
-# llvm-spirv and spirv-tools for the offline kernel compiles of tools/cl_offline.py)
+# llvm-spirv and spirv-tools for the offline kernel compiles of tools/cl_offline.py;
+# libclang-rt-14-dev for clang's libFuzzer, tools/fuzz.sh)
 set -euo pipefail
 pkgs=(cmake gcc make pkg-config ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1
       pocl-opencl-icd libclblast-dev libclfft-dev clinfo libopenmpi-dev openmpi-bin)
 if [[ "${1:-}" == "--test" ]]; then
   pkgs+=(libcmocka-dev python3-torch librsvg2-bin binutils clang-14 llvm-14 libclc-14
-         llvm-spirv-14 spirv-tools)
+         llvm-spirv-14 spirv-tools libclang-rt-14-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
