@@ -30,12 +30,12 @@ mkdir -p "$tmp/pocl" "$tmp/xdg"
 [ -n "${XDG_CACHE_HOME:-}" ] && [ -d "$XDG_CACHE_HOME/wrn" ] && cp -r "$XDG_CACHE_HOME/wrn" "$tmp/xdg/"
 export XDG_CACHE_HOME=$tmp/xdg WRN_GEMM=clblast
 common=(--data "$src/data/cifar10-sample" --model wrn-10-1 --train-limit 128 --test-limit 40
-        --batch 32 --epochs 1 --dropout 0.3 --epoch-step 2 --conv-algo im2col --split 16,16
+        --batch 32 --dropout 0.3 --epoch-step 2 --conv-algo im2col --split 16,16
         --progress off)
 
 # Two devices in one process.
 POCL_DEVICES="pthread pthread" POCL_CACHE_DIR=$tmp/pocl "$cli" train "${common[@]}" \
-  --devices 0:0,0:1 --out "$tmp/inproc" >"$tmp/inproc.txt" 2>&1 ||
+  --epochs 1 --devices 0:0,0:1 --out "$tmp/inproc" >"$tmp/inproc.txt" 2>&1 ||
   { cat "$tmp/inproc.txt"; fail "the in-process run failed"; }
 
 echo "two devices in one process: done"
@@ -47,7 +47,7 @@ done
 rank_cmd='POCL_DEVICES=pthread POCL_CACHE_DIR='"$tmp"'/pocl$OMPI_COMM_WORLD_RANK XDG_CACHE_HOME='"$tmp"'/xdg$OMPI_COMM_WORLD_RANK exec "$0" "$@"'
 t0=$(date +%s)
 mpirun --oversubscribe --allow-run-as-root -np 2 bash -c "$rank_cmd" "$cli" train \
-  "${common[@]}" --out "$tmp/mpi" >"$tmp/mpi.txt" 2>&1 ||
+  "${common[@]}" --epochs 1 --out "$tmp/mpi" >"$tmp/mpi.txt" 2>&1 ||
   { cat "$tmp/mpi.txt"; fail "mpirun -np 2 wrn train failed"; }
 echo "mpirun -np 2: $(( $(date +%s) - t0 )) s"
 grep -q "x 2 rank(s)" "$tmp/mpi.txt" || { cat "$tmp/mpi.txt"; fail "the run did not see 2 ranks"; }
