@@ -57,7 +57,10 @@ static void usage(FILE *f) {
           "event profiling, with each conv layer's algorithm, time and GFLOP/s per pass.\n"
           "--conv-algo forces one convolution algorithm wherever it supports a layer (the\n"
           "tuner chooses elsewhere and by default); --workspace-mib bounds the conv workspace\n"
-          "(1024). Defaults: wrn-28-10, batch 128, 10 steps after 3 warm-up steps.\n");
+          "(1024). Defaults: wrn-28-10, batch 128, 10 steps after 3 warm-up steps.\n"
+          "wrn bench --devices LIST [--split auto|N,N] [--batch N] [--json FILE]: data-parallel\n"
+          "steps over the devices against each alone: images/s per device, the split, the\n"
+          "time combining gradients adds per step, and the scaling efficiency.\n");
 }
 
 /* Sets row->error from the library's message. */
@@ -308,6 +311,8 @@ int cmd_bench(int argc, char **argv) {
   o.steps = 10, o.warmup = 3, o.profile_steps = 3;
   o.workspace_mib = 1024;
   static const char *const modes[] = {"train", "eval", NULL};
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--devices")) return cmd_bench_devices(argc, argv);
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {

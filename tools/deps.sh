@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs what wrn needs on Debian 12, only what is missing, and says what it installs.
+# Installs what wrn needs on Debian 12, only what is missing, and says what it installs
+# (Open MPI for multi-process training and its tests).
 # Usage: tools/deps.sh [--test]   (--test adds what the test suite and CI's checks need:
 # cmocka; PyTorch for the interop test; rsvg-convert for PNG plots; clang, libclc,
 # llvm-spirv and spirv-tools for the offline kernel compiles of tools/cl_offline.py;
 # libclang-rt-14-dev for clang's libFuzzer, tools/fuzz.sh)
 set -euo pipefail
 pkgs=(cmake gcc make pkg-config ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1
-      pocl-opencl-icd libclblast-dev libclfft-dev clinfo)
+      pocl-opencl-icd libclblast-dev libclfft-dev clinfo libopenmpi-dev openmpi-bin)
 if [[ "${1:-}" == "--test" ]]; then
   pkgs+=(libcmocka-dev python3-torch librsvg2-bin binutils clang-14 llvm-14 libclc-14
          llvm-spirv-14 spirv-tools libclang-rt-14-dev)
