@@ -39,6 +39,32 @@ void wrn_train_options_default(wrn_train_options *o) {
   o->shuffle = 1;
   o->seed = 1;
   o->workspace_mib = 1024;
+  o->meanstd = 1;
+}
+
+void wrn_train_options_recipe(wrn_train_options *o, wrn_dataset_kind kind, const char *model) {
+  if (kind == WRN_DATASET_SVHN) {
+    o->lr = 0.01;
+    o->lr_decay = 0.1;
+    o->lr_drops[0] = 80, o->lr_drops[1] = 120, o->n_lr_drops = 2;
+    o->epochs = 160;
+    o->dropout = 0.4;
+    o->augment = 0;
+    o->meanstd = 0;
+    o->svhn_extra = 1;
+  }
+  if (model && (!strncmp(model, "resnet-", 7) || !strcmp(model, "wrn-50-2") ||
+                !strcmp(model, "wrn-101-2"))) {
+    o->lr = 0.1;
+    o->lr_decay = 0.1;
+    o->lr_drops[0] = 30, o->lr_drops[1] = 60, o->n_lr_drops = 2;
+    o->epochs = 90;
+    o->weight_decay = 1e-4;
+    o->batch = 256;
+    o->nesterov = 0;
+    o->momentum_reset = 0;
+    o->dropout = 0;
+  }
 }
 
 typedef enum opt_type {
@@ -86,6 +112,8 @@ static const opt_def opt_defs[] = {
     OPT("--nesterov", OPT_SWITCH, nesterov, 0, 0, 1),
     OPT("--momentum-reset", OPT_SWITCH, momentum_reset, 0, 0, 1),
     OPT("--bn-gamma-one", OPT_SWITCH, bn_gamma_one, 0, 0, 1),
+    OPT("--meanstd", OPT_SWITCH, meanstd, 0, 0, 1),
+    OPT("--svhn-extra", OPT_SWITCH, svhn_extra, 0, 0, 1),
     OPT("--workspace-mib", OPT_REAL, workspace_mib, 1, 1 << 20, 1),
     OPT("--device", OPT_STR, device, 0, 0, 0),
     OPT("--out", OPT_STR, out, 0, 0, 0),
@@ -296,6 +324,8 @@ wrn_augment wrn_train_augment(const wrn_train_options *o, int train, uint64_t gl
   /* The recipe's meanstd normalisation on the 0-255 scale (docs: wrn-recipe.md). */
   wrn_augment a = {train && o->augment, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f},
                    o->seed * 0x9E3779B97F4A7C15ull + 1, global_step};
+  if (!o->meanstd) /* pixels / 255 */
+    for (int c = 0; c < 3; c++) a.mean[c] = 0.0f, a.std[c] = 255.0f;
   return a;
 }
 
@@ -470,6 +500,10 @@ static wrn_status save_checkpoint(wrn_trainer *t, const char *path, int complete
   meta[m++] = (wrn_checkpoint_meta){"partial_train_time", tt};
   meta[m++] = (wrn_checkpoint_meta){"best_test_acc", best};
   if (log_line) meta[m++] = (wrn_checkpoint_meta){"log_line", log_line};
+  if (!t->o.meanstd) { /* what wrn_train_augment feeds the network */
+    meta[m++] = (wrn_checkpoint_meta){"input_mean", "0,0,0"};
+    meta[m++] = (wrn_checkpoint_meta){"input_std", "255,255,255"};
+  }
   static _Thread_local char algos[WRN_TRAIN_CONV_ALGO_MAX];
   TRAIN_TRY("writing a checkpoint",
             wrn_net_conv_choices(wrn_replicas_primary(&t->reps), algos, sizeof algos));
@@ -540,7 +574,7 @@ static wrn_status setup(wrn_trainer *t) {
   if (!eval && (s = run_dir_prepare(t)) != WRN_OK) return s;
   /* Evaluation reads the training files too (their sizes are checked) but keeps none. */
   wrn_dataset_options dopt = {o->dataset, o->labels, eval ? 1 : (size_t)o->train_limit,
-                              (size_t)o->test_limit};
+                              (size_t)o->test_limit, o->svhn_extra};
   TRAIN_TRY("reading the data set", wrn_dataset_open(&t->ds, o->data, &dopt));
   if (o->classes == 0) o->classes = t->ds.n_classes;
   if (o->classes != t->ds.n_classes)

@@ -13,12 +13,13 @@
 extern "C" {
 #endif
 
-/* ---------------------------------------------------------------- CIFAR data sets */
+/* ---------------------------------------------------------------- data sets */
 
 typedef enum wrn_dataset_kind {
   WRN_DATASET_AUTO = 0, /* detect from the files present */
   WRN_DATASET_CIFAR10 = 1,
-  WRN_DATASET_CIFAR100 = 2
+  WRN_DATASET_CIFAR100 = 2,
+  WRN_DATASET_SVHN = 3 /* needs libmatio at build time */
 } wrn_dataset_kind;
 
 typedef enum wrn_labels {
@@ -31,6 +32,7 @@ typedef struct wrn_dataset_options {
   wrn_labels labels;  /* CIFAR-100 only */
   size_t train_limit; /* keep the first N training images; 0 keeps all */
   size_t test_limit;  /* same for the test split */
+  int svhn_extra;     /* SVHN: 1 appends extra_32x32.mat to the training split */
 } wrn_dataset_options;
 
 /* One split in host memory. */
@@ -49,13 +51,18 @@ typedef struct wrn_dataset {
 } wrn_dataset;
 
 /* Reads a CIFAR-10 folder (data_batch_1.bin .. data_batch_N.bin, N >= 1 consecutive, and
- * test_batch.bin) or a CIFAR-100 folder (train.bin, test.bin). opts may be NULL (auto,
- * fine labels, no limits). Checks every file's size against the record size and every
- * label read against the class count. *ds is zeroed first; free with wrn_dataset_free. */
+ * test_batch.bin), a CIFAR-100 folder (train.bin, test.bin) or an SVHN folder
+ * (train_32x32.mat, test_32x32.mat, with svhn_extra extra_32x32.mat: MATLAB files of X
+ * 32x32x3xN uint8 and y 1..10, 10 being the digit 0, which becomes label 0). opts may be
+ * NULL (auto, fine labels, no limits, no extra). Checks every file's size against the
+ * record size (SVHN: X's and y's names, types and dims) and every label read against the
+ * class count. *ds is zeroed first; free with wrn_dataset_free. */
 wrn_status wrn_dataset_open(wrn_dataset *ds, const char *dir, const wrn_dataset_options *opts);
 void wrn_dataset_free(wrn_dataset *ds); /* safe on a zeroed or freed struct */
-const char *wrn_dataset_kind_name(wrn_dataset_kind k); /* "auto", "cifar10", "cifar100" */
-/* Parse option strings ("auto"/"cifar10"/"cifar100", "fine"/"coarse"); INVALID_ARGUMENT
+const char *wrn_dataset_kind_name(wrn_dataset_kind k); /* "auto", "cifar10", "cifar100", "svhn" */
+/* The kind a folder holds by its files (what AUTO would read), or AUTO when none fits. */
+wrn_dataset_kind wrn_dataset_detect(const char *dir);
+/* Parse option strings ("auto"/"cifar10"/"cifar100"/"svhn", "fine"/"coarse"); INVALID_ARGUMENT
  * with a message listing the accepted values otherwise. */
 wrn_status wrn_dataset_kind_parse(const char *s, wrn_dataset_kind *out);
 wrn_status wrn_labels_parse(const char *s, wrn_labels *out);

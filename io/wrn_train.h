@@ -56,6 +56,9 @@ typedef struct wrn_train_options {
   int momentum_reset;           /* --momentum-reset on|off (on): clear momentum at each drop */
   int augment, shuffle;         /* --augment, --shuffle on|off (on) */
   int bn_gamma_one;             /* --bn-gamma-one on|off (off): BN gamma starts at 1 */
+  int meanstd;                  /* --meanstd on|off (on): the recipe's per-channel mean/std;
+                                   off: pixels / 255 (the SVHN recipe) */
+  int svhn_extra;               /* --svhn-extra on|off: SVHN trains on train + extra */
   uint64_t seed;                /* --seed (1): initialisation, order, augmentation, dropout */
   double workspace_mib;         /* --workspace-mib (1024): bound on the conv workspace */
   /* --conv-algo: "" or "auto" lets the tuner choose each conv layer's algorithm per pass; a
@@ -73,6 +76,16 @@ typedef struct wrn_train_options {
 /* The recipe: wrn-28-10, 200 epochs of batch 128, lr 0.1 x0.2 at 60/120/160, wd 5e-4,
  * Nesterov momentum 0.9 reset at each drop, flip + crop, shuffled, seed 1. */
 void wrn_train_options_default(wrn_train_options *o);
+/* The recipe of another data set or model family over the defaults, for the caller to apply
+ * before the flags it was given (so that each stays a flag):
+ * - SVHN (the paper): lr 0.01, x0.1 at 80 and 120, 160 epochs, dropout 0.4, no flip or crop,
+ *   pixels / 255, train + extra;
+ * - the ImageNet ResNets ("resnet-50", "wrn-50-2"; torchvision's reference recipe): lr 0.1,
+ *   x0.1 every 30 epochs, 90 epochs, wd 1e-4, batch 256, momentum 0.9 without Nesterov and
+ *   without a momentum reset. The WRN paper trained WRN-50-2 with fb.resnet.torch's recipe:
+ *   the same schedule and weight decay, Nesterov momentum, batch 256.
+ * Other kinds and models leave *o as it is. */
+void wrn_train_options_recipe(wrn_train_options *o, wrn_dataset_kind kind, const char *model);
 /* Sets one option from text, by its flag name ("--lr", "0.05"; switches take on|off).
  * Values are checked strictly (the whole text, the range); a value too long for its field
  * is refused, never cut. INVALID_ARGUMENT naming the option otherwise, and for a name that

@@ -115,7 +115,7 @@ static void test_options(void **state) {
 
 /* A WRN-10-1 on 3x8x8 inputs (4 classes) on the float test device. */
 static wrn_net *tiny_net(int width, uint64_t seed) {
-  wrn_model_spec s = {10, width, 4, 0, 3, 8, 8};
+  wrn_model_spec s = {10, width, 4, 0, 3, 8, 8, WRN_ARCH_WRN};
   wrn_net *net;
   WT_OK(wrn_net_create(&net, t_ctx32(), 4, NULL));
   WT_OK(wrn_model_build(net, &s));
@@ -223,7 +223,7 @@ static void on_event(const wrn_train_event *e, void *user) {
 
 static wrn_status build(wrn_net *net, const wrn_train_options *o, void *user) {
   (void)user;
-  wrn_model_spec s = {0, 0, o->classes, o->dropout, 3, 32, 32};
+  wrn_model_spec s = {0, 0, o->classes, o->dropout, 3, 32, 32, WRN_ARCH_WRN};
   wrn_status st = wrn_model_parse(o->model, &s);
   return st != WRN_OK ? st : wrn_model_build(net, &s);
 }
