@@ -67,6 +67,67 @@ wrn_dataset_kind wrn_dataset_detect(const char *dir);
 wrn_status wrn_dataset_kind_parse(const char *s, wrn_dataset_kind *out);
 wrn_status wrn_labels_parse(const char *s, wrn_labels *out);
 
+/* ---------------------------------------------------------------- image folders */
+
+/* A folder in PyTorch's ImageFolder layout, root/<class>/<file>: classes are the
+ * subfolders sorted by name (label = position), files sorted by name within each class;
+ * names starting with '.' are ignored. Only the list is read here. */
+typedef struct wrn_imagefolder wrn_imagefolder;
+wrn_status wrn_imagefolder_open(wrn_imagefolder **out, const char *dir);
+void wrn_imagefolder_free(wrn_imagefolder *f);
+size_t wrn_imagefolder_count(const wrn_imagefolder *f);
+int wrn_imagefolder_classes(const wrn_imagefolder *f);
+const char *wrn_imagefolder_class_name(const wrn_imagefolder *f, int i);
+const char *wrn_imagefolder_path(const wrn_imagefolder *f, size_t i); /* "<class>/<file>" */
+int32_t wrn_imagefolder_label(const wrn_imagefolder *f, size_t i);
+
+/* torchvision's ImageNet pipelines: train, RandomResizedCrop(size, scale, ratio) and a
+ * horizontal flip drawn from Philox keyed by (seed, epoch, image index); eval, Resize(resize)
+ * of the shorter side and CenterCrop(size). Output uint8 RGB planes [3][size][size]; the
+ * ImageNet mean/std normalisation is the network's input step (wrn_augment). */
+typedef struct wrn_image_pipeline {
+  int train;
+  int size, resize;            /* 224, 256 */
+  double scale_lo, scale_hi;   /* 0.08, 1 */
+  double ratio_lo, ratio_hi;   /* 3/4, 4/3 */
+  uint64_t seed;
+} wrn_image_pipeline;
+wrn_image_pipeline wrn_image_pipeline_default(int train);
+/* The crop of a w x h picture, in its pixels (x, y, cw, ch), and whether it is flipped. */
+typedef struct wrn_image_box {
+  double x, y, cw, ch;
+  int flip;
+} wrn_image_box;
+void wrn_image_crop(const wrn_image_pipeline *p, int w, int h, uint64_t epoch, uint64_t index,
+                    wrn_image_box *box);
+
+/* A JPEG decoder (libjpeg-turbo), one per thread. Greyscale and CMYK pictures become RGB
+ * (CMYK as PIL's convert("RGB")); the decode is scaled by 1/2, 1/4 or 1/8 when the crop stays
+ * at least size x size. Without libjpeg-turbo at build time wrn_jpeg_new fails saying so. */
+typedef struct wrn_jpeg wrn_jpeg;
+int wrn_jpeg_available(void);
+wrn_status wrn_jpeg_new(wrn_jpeg **out);
+void wrn_jpeg_free(wrn_jpeg *j);
+/* Decodes `path` through the pipeline into out[3][size][size]: FORMAT (naming the file) when
+ * it is not a JPEG or is damaged (truncated included), IO when it cannot be read. */
+wrn_status wrn_jpeg_load(wrn_jpeg *j, const char *path, const wrn_image_pipeline *p,
+                         uint64_t epoch, uint64_t index, uint8_t *out);
+
+/* Files that did not decode: how many, the first one and why. */
+typedef struct wrn_image_skips {
+  size_t skipped;
+  char first_path[4096];
+  char first_error[1024];
+} wrn_image_skips;
+/* Decodes images idx[0..n) of f on `threads` threads into images[kept][3][size][size] and
+ * their labels, in order; files that fail are left out and counted in *skips (which
+ * accumulates across calls; NULL ignores them). Fails only for what is not a bad file
+ * (memory, no decoder, an index out of range). */
+wrn_status wrn_imagefolder_load(const wrn_imagefolder *f, const size_t *idx, int n,
+                                const wrn_image_pipeline *p, uint64_t epoch, int threads,
+                                uint8_t *images, int32_t *labels, int *kept,
+                                wrn_image_skips *skips);
+
 /* ---------------------------------------------------------------- batch loader */
 
 /* The order of an epoch: perm[0..n) is a permutation of 0..n-1, a Fisher-Yates shuffle
