@@ -12,6 +12,11 @@
 #include <sys/stat.h>
 
 #define SVHN_IMG 3072 /* 3 x 32 x 32 */
+#define SVHN_TRY(expr)                                                                      \
+  do {                                                                                      \
+    wrn_status svhn_try_s_ = (expr);                                                        \
+    if (svhn_try_s_ != WRN_OK) return svhn_try_s_;                                          \
+  } while (0)
 
 #ifndef WRN_HAVE_MATIO
 
@@ -195,8 +200,8 @@ static wrn_status load_split(wrn_split *sp, svhn_file *files, int nfiles, size_t
   size_t at = 0;
   for (int i = 0; i < nfiles && at < n; i++) {
     size_t take = files[i].n < n - at ? files[i].n : n - at;
-    WRN_TRY(svhn_labels(&files[i], take, sp->labels + at));
-    WRN_TRY(svhn_images(&files[i], take, sp->images + at * SVHN_IMG));
+    SVHN_TRY(svhn_labels(&files[i], take, sp->labels + at));
+    SVHN_TRY(svhn_images(&files[i], take, sp->images + at * SVHN_IMG));
     at += take;
   }
   sp->n = n;

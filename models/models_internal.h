@@ -4,6 +4,13 @@
 
 #include "wrn_models.h"
 
+/* Returns a failing status from the enclosing function. */
+#define MODEL_TRY(expr)                                                                     \
+  do {                                                                                      \
+    wrn_status model_try_s_ = (expr);                                                       \
+    if (model_try_s_ != WRN_OK) return model_try_s_;                                        \
+  } while (0)
+
 /* Depth, width and input checks of PREACT and RESNET specs (classes and dropout are checked
  * by the caller). */
 wrn_status wrn_resnet_check(const wrn_model_spec *s);

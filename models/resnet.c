@@ -112,7 +112,7 @@ static int resnet_build(wrn_net *net, const wrn_model_spec *s) {
 }
 
 wrn_status wrn_resnet_build(wrn_net *net, const wrn_model_spec *s) {
-  WRN_TRY(wrn_resnet_check(s));
+  MODEL_TRY(wrn_resnet_check(s));
   int x = s->arch == WRN_ARCH_PREACT ? preact_build(net, s) : resnet_build(net, s);
   if (x < 0) return WRN_STATUS_INVALID_ARGUMENT;
   return wrn_net_plan(net);

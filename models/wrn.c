@@ -52,7 +52,7 @@ static wrn_status check_common(const wrn_model_spec *s) {
 
 wrn_status wrn_model_check(const wrn_model_spec *s) {
   if (s->arch == WRN_ARCH_PREACT || s->arch == WRN_ARCH_RESNET) {
-    WRN_TRY(check_common(s));
+    MODEL_TRY(check_common(s));
     return wrn_resnet_check(s);
   }
   if (s->arch != WRN_ARCH_WRN)
@@ -62,7 +62,7 @@ wrn_status wrn_model_check(const wrn_model_spec *s) {
                     "depth %d is not 6N+4 with N >= 1 (10, 16, 22, 28, 40, ...)", s->depth);
   if (s->width < 1 || s->width > 64)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "width %d must be in 1..64", s->width);
-  WRN_TRY(check_common(s));
+  MODEL_TRY(check_common(s));
   if (s->in_c < 1 || s->in_h < 8 || s->in_w < 8 || s->in_h % 4 || s->in_w % 4)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                     "input %dx%dx%d: need at least 8x8 with sides divisible by 4", s->in_c,

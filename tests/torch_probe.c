@@ -32,7 +32,8 @@ static wrn_status add_flat(wrn_st_writer *w, wrn_net *net, int buffers, const ch
     int64_t shape[4];
     for (int d = 0; d < p->ndim; d++) shape[d] = p->shape[d];
     snprintf(names[*nn], sizeof names[*nn], "%s%s", prefix, p->name);
-    WRN_TRY(wrn_st_writer_add(w, names[*nn], WRN_ST_F64, p->ndim, shape, flat + p->offset));
+    wrn_status s = wrn_st_writer_add(w, names[*nn], WRN_ST_F64, p->ndim, shape, flat + p->offset);
+    if (s != WRN_OK) return s;
     (*nn)++;
   }
   return WRN_OK;
