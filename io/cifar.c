@@ -203,7 +203,10 @@ wrn_status wrn_dataset_open(wrn_dataset *ds, const char *dir, const wrn_dataset_
   if (opts) o = *opts;
   if (o.kind != WRN_DATASET_AUTO && o.kind != WRN_DATASET_CIFAR10 &&
       o.kind != WRN_DATASET_CIFAR100 && o.kind != WRN_DATASET_SVHN)
-    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_dataset_open: unknown kind %d", (int)o.kind);
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_dataset_open: %s %d",
+                    o.kind == WRN_DATASET_IMAGEFOLDER
+                        ? "image folders are read with wrn_imagefolder_open, not as kind"
+                        : "unknown kind", (int)o.kind);
   if (o.labels != WRN_LABELS_FINE && o.labels != WRN_LABELS_COARSE)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_dataset_open: unknown labels %d",
                     (int)o.labels);
@@ -219,7 +222,7 @@ wrn_status wrn_dataset_open(wrn_dataset *ds, const char *dir, const wrn_dataset_
   wrn_dataset_kind kind = o.kind;
   if (kind == WRN_DATASET_AUTO) {
     kind = wrn_dataset_detect(dir);
-    if (kind == WRN_DATASET_AUTO) {
+    if (kind == WRN_DATASET_AUTO || kind == WRN_DATASET_IMAGEFOLDER) {
       /* The archives unpack into a subfolder; pointing at its parent is a common slip. */
       const char *hint = file_exists(dir, "cifar-10-batches-bin/data_batch_1.bin")
                              ? " (it has a cifar-10-batches-bin subfolder: use that)"
@@ -243,6 +246,11 @@ wrn_dataset_kind wrn_dataset_detect(const char *dir) {
   if (file_exists(dir, "data_batch_1.bin")) return WRN_DATASET_CIFAR10;
   if (file_exists(dir, "train.bin")) return WRN_DATASET_CIFAR100;
   if (file_exists(dir, "train_32x32.mat")) return WRN_DATASET_SVHN;
+  char t[4096], v[4096];
+  struct stat st;
+  if (path_join(t, sizeof t, dir, "train") && path_join(v, sizeof v, dir, "val") &&
+      stat(t, &st) == 0 && S_ISDIR(st.st_mode) && stat(v, &st) == 0 && S_ISDIR(st.st_mode))
+    return WRN_DATASET_IMAGEFOLDER;
   return WRN_DATASET_AUTO;
 }
 
@@ -261,20 +269,22 @@ const char *wrn_dataset_kind_name(wrn_dataset_kind k) {
     case WRN_DATASET_CIFAR10: return "cifar10";
     case WRN_DATASET_CIFAR100: return "cifar100";
     case WRN_DATASET_SVHN: return "svhn";
+    case WRN_DATASET_IMAGEFOLDER: return "imagefolder";
   }
   return "?";
 }
 
 wrn_status wrn_dataset_kind_parse(const char *s, wrn_dataset_kind *out) {
   static const wrn_dataset_kind all[] = {WRN_DATASET_AUTO, WRN_DATASET_CIFAR10,
-                                         WRN_DATASET_CIFAR100, WRN_DATASET_SVHN};
+                                         WRN_DATASET_CIFAR100, WRN_DATASET_SVHN,
+                                         WRN_DATASET_IMAGEFOLDER};
   for (size_t i = 0; s && out && i < sizeof all / sizeof all[0]; i++)
     if (strcmp(s, wrn_dataset_kind_name(all[i])) == 0) {
       *out = all[i];
       return WRN_OK;
     }
   return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
-                  "unknown dataset kind '%s'; expected auto, cifar10, cifar100 or svhn",
+                  "unknown dataset kind '%s'; expected auto, cifar10, cifar100, svhn or imagefolder",
                   s ? s : "(null)");
 }
 

@@ -462,8 +462,8 @@ static void *batch_worker(void *arg) {
 
 wrn_status wrn_imagefolder_load(const wrn_imagefolder *f, const size_t *idx, int n,
                                 const wrn_image_pipeline *p, uint64_t epoch, int threads,
-                                uint8_t *images, int32_t *labels, int *kept,
-                                wrn_image_skips *skips) {
+                                uint8_t *images, int32_t *labels, uint32_t *kept_index,
+                                int *kept, wrn_image_skips *skips) {
   if (!f || !idx || !p || !images || !labels || !kept || n < 0)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_imagefolder_load: NULL argument");
   if (p->size < 1 || (!p->train && p->resize < p->size))
@@ -502,6 +502,7 @@ wrn_status wrn_imagefolder_load(const wrn_imagefolder *f, const size_t *idx, int
   for (int i = 0; i < n; i++) {
     if (!b.ok[i]) continue;
     if (m != i) memmove(images + (size_t)m * per, images + (size_t)i * per, per);
+    if (kept_index) kept_index[m] = (uint32_t)idx[i];
     labels[m++] = f->labels[idx[i]];
   }
   if (skips && m < n) {

@@ -19,7 +19,9 @@ typedef enum wrn_dataset_kind {
   WRN_DATASET_AUTO = 0, /* detect from the files present */
   WRN_DATASET_CIFAR10 = 1,
   WRN_DATASET_CIFAR100 = 2,
-  WRN_DATASET_SVHN = 3 /* needs libmatio at build time */
+  WRN_DATASET_SVHN = 3, /* needs libmatio at build time */
+  WRN_DATASET_IMAGEFOLDER = 4 /* DIR/train and DIR/val image folders (wrn_imagefolder_open;
+                                 wrn_dataset_open does not read them) */
 } wrn_dataset_kind;
 
 typedef enum wrn_labels {
@@ -59,7 +61,7 @@ typedef struct wrn_dataset {
  * class count. *ds is zeroed first; free with wrn_dataset_free. */
 wrn_status wrn_dataset_open(wrn_dataset *ds, const char *dir, const wrn_dataset_options *opts);
 void wrn_dataset_free(wrn_dataset *ds); /* safe on a zeroed or freed struct */
-const char *wrn_dataset_kind_name(wrn_dataset_kind k); /* "auto", "cifar10", "cifar100", "svhn" */
+const char *wrn_dataset_kind_name(wrn_dataset_kind k); /* "auto", "cifar10", "cifar100", "svhn", "imagefolder" */
 /* The kind a folder holds by its files (what AUTO would read), or AUTO when none fits. */
 wrn_dataset_kind wrn_dataset_detect(const char *dir);
 /* Parse option strings ("auto"/"cifar10"/"cifar100"/"svhn", "fine"/"coarse"); INVALID_ARGUMENT
@@ -120,13 +122,13 @@ typedef struct wrn_image_skips {
   char first_error[1024];
 } wrn_image_skips;
 /* Decodes images idx[0..n) of f on `threads` threads into images[kept][3][size][size] and
- * their labels, in order; files that fail are left out and counted in *skips (which
- * accumulates across calls; NULL ignores them). Fails only for what is not a bad file
- * (memory, no decoder, an index out of range). */
+ * their labels (and, when kept_index is not NULL, their indices), in order; files that fail
+ * are left out and counted in *skips (which accumulates across calls; NULL ignores them).
+ * Fails only for what is not a bad file (memory, no decoder, an index out of range). */
 wrn_status wrn_imagefolder_load(const wrn_imagefolder *f, const size_t *idx, int n,
                                 const wrn_image_pipeline *p, uint64_t epoch, int threads,
-                                uint8_t *images, int32_t *labels, int *kept,
-                                wrn_image_skips *skips);
+                                uint8_t *images, int32_t *labels, uint32_t *kept_index,
+                                int *kept, wrn_image_skips *skips);
 
 /* ---------------------------------------------------------------- batch loader */
 
@@ -158,6 +160,14 @@ wrn_status wrn_loader_start_epoch(wrn_loader *L, uint64_t epoch, int64_t first_s
  * pointers stay valid until the next call to wrn_loader_next, _start_epoch or _free. */
 wrn_status wrn_loader_next(wrn_loader *L, wrn_batch *b);
 int64_t wrn_loader_steps(const wrn_loader *L); /* batches per epoch */
+/* A loader over an image folder (not copied: it must outlive the loader): each batch is
+ * decoded through the pipeline p (its crops drawn from (p->seed, epoch, image index)) on
+ * `threads` threads, [count][3][size][size]. Files that do not decode are left out, so a
+ * batch may hold fewer images; wrn_loader_skips tells how many so far and the first. */
+wrn_status wrn_loader_open_folder(wrn_loader **out, const wrn_imagefolder *f,
+                                  const wrn_image_pipeline *p, int threads, int batch,
+                                  int shuffle, int drop_last, uint64_t seed);
+void wrn_loader_skips(wrn_loader *L, wrn_image_skips *out);
 void wrn_loader_free(wrn_loader *L);
 
 /* ---------------------------------------------------------------- safetensors */

@@ -42,8 +42,9 @@ typedef struct wrn_train_options {
   int classes;     /* --classes: 0 takes the data set's */
   double dropout;  /* --dropout */
   /* Data. */
-  char data[1024]; /* --data: a CIFAR-10 or CIFAR-100 folder (wrn_dataset_open) */
-  wrn_dataset_kind dataset; /* --dataset auto|cifar10|cifar100 */
+  char data[1024]; /* --data: a CIFAR-10, CIFAR-100 or SVHN folder (wrn_dataset_open), or
+                      one holding train/ and val/ image folders (wrn_imagefolder_open) */
+  wrn_dataset_kind dataset; /* --dataset auto|cifar10|cifar100|svhn|imagefolder */
   wrn_labels labels;        /* --labels fine|coarse */
   int train_limit, test_limit; /* --train-limit, --test-limit: first N images, 0 all */
   /* The recipe. */
@@ -59,6 +60,10 @@ typedef struct wrn_train_options {
   int meanstd;                  /* --meanstd on|off (on): the recipe's per-channel mean/std;
                                    off: pixels / 255 (the SVHN recipe) */
   int svhn_extra;               /* --svhn-extra on|off: SVHN trains on train + extra */
+  int image_size;               /* --image-size S: the network's input side; 0: the data's
+                                   (32; image folders 224) */
+  int loader_threads;           /* --loader-threads N: JPEG decoding threads (the cores);
+                                   not stored */
   uint64_t seed;                /* --seed (1): initialisation, order, augmentation, dropout */
   double workspace_mib;         /* --workspace-mib (1024): bound on the conv workspace */
   /* --conv-algo: "" or "auto" lets the tuner choose each conv layer's algorithm per pass; a
@@ -109,8 +114,13 @@ double wrn_train_lr(const wrn_train_options *o, int epoch);
  * momentum_reset, on the first step of each drop epoch. */
 wrn_sgd wrn_train_sgd(const wrn_train_options *o, int epoch, int64_t step);
 /* The input pipeline of a step: the recipe's normalisation, and with train and o->augment
- * flip + reflect-pad-4 crop drawn from (o->seed, global_step). */
+ * flip + reflect-pad-4 crop drawn from (o->seed, global_step). For image folders (dataset
+ * WRN_DATASET_IMAGEFOLDER) the loader crops and flips (wrn_train_pipeline) and this is
+ * torchvision's ImageNet mean/std only. */
 wrn_augment wrn_train_augment(const wrn_train_options *o, int train, uint64_t global_step);
+/* The image-folder pipeline of a run: RandomResizedCrop + flip when train and o->augment,
+ * else resize + centre crop, at o->image_size (224). */
+wrn_image_pipeline wrn_train_pipeline(const wrn_train_options *o, int train);
 
 /* One training step on a network whose input holds a batch (wrn_net_set_batch or
  * wrn_net_set_input_real): forward in training mode (dropout masks keyed by

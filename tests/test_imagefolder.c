@@ -244,7 +244,7 @@ static void test_batches(void **state) {
   int kept = 0;
   wrn_image_skips sk;
   memset(&sk, 0, sizeof sk);
-  WT_OK(wrn_imagefolder_load(f, idx, (int)n, &ev, 0, 3, img, labels, &kept, &sk));
+  WT_OK(wrn_imagefolder_load(f, idx, (int)n, &ev, 0, 3, img, labels, NULL, &kept, &sk));
   print_message("batch: %d of %zu kept, %zu skipped, first %s: %s\n", kept, n, sk.skipped,
                 sk.first_path, sk.first_error);
   assert_int_equal(kept, 5);
@@ -261,19 +261,76 @@ static void test_batches(void **state) {
   assert_memory_equal(img + 4 * (size_t)3 * 224 * 224, one, 3 * 224 * 224);
   wrn_jpeg_free(j);
   /* Skips accumulate across calls; the first path stays. */
-  WT_OK(wrn_imagefolder_load(f, idx + 5, 2, &ev, 0, 1, img, labels, &kept, &sk));
+  WT_OK(wrn_imagefolder_load(f, idx + 5, 2, &ev, 0, 1, img, labels, NULL, &kept, &sk));
   assert_int_equal(kept, 1);
   assert_int_equal(sk.skipped, 4);
   assert_non_null(strstr(sk.first_path, "a_truncated"));
   idx[0] = n;
-  assert_int_equal(wrn_imagefolder_load(f, idx, 1, &ev, 0, 1, img, labels, &kept, &sk),
+  assert_int_equal(wrn_imagefolder_load(f, idx, 1, &ev, 0, 1, img, labels, NULL, &kept, &sk),
                    WRN_STATUS_INVALID_ARGUMENT);
   free(img), free(one);
   wrn_imagefolder_free(f);
 }
 
+/* wrn train and wrn eval on DIR/train and DIR/val image folders (one file broken). */
+static void test_train_folders(void **state) {
+  (void)state;
+  const char *cli = getenv("WRN_CLI");
+  if (!cli) skip();
+  char d[600], p[900], cmd[4096];
+  snprintf(d, sizeof d, "%s/imagenet", root);
+  mkdir(d, 0755);
+  const char *splits[2] = {"train", "val"};
+  for (int sp = 0; sp < 2; sp++) {
+    snprintf(p, sizeof p, "%s/%s", d, splits[sp]);
+    mkdir(p, 0755);
+    for (int c = 0; c < 2; c++) {
+      snprintf(p, sizeof p, "%s/%s/class%d", d, splits[sp], c);
+      mkdir(p, 0755);
+      for (int i = 0; i < (sp ? 2 : 4); i++) {
+        snprintf(p, sizeof p, "%s/%s/class%d/img%d.JPEG", d, splits[sp], c, i);
+        if (sp == 0 && c == 1 && i == 3) write_file(p, "broken", 6);
+        else write_ramp(p, 64 + 16 * i + c, 48 + 8 * i, 0);
+      }
+    }
+  }
+  char run[700];
+  snprintf(run, sizeof run, "%s/run", root);
+  snprintf(cmd, sizeof cmd, "%s train --data %s --model wrn-10-1 --image-size 32 --batch 4 "
+           "--epochs 1 --loader-threads 2 --out %s > %s.out 2>&1", cli, d, run, run);
+  int rc = system(cmd);
+  snprintf(p, sizeof p, "%s.out", run);
+  FILE *fp = fopen(p, "rb");
+  char out[1 << 15] = "";
+  size_t n = fp ? fread(out, 1, sizeof out - 1, fp) : 0;
+  if (fp) fclose(fp);
+  out[n] = '\0';
+  if (rc != 0) fail_msg("%s exited %d:\n%s", cmd, rc, out);
+  if (!strstr(out, "8 training and 4 test images")) fail_msg("image counts:\n%s", out);
+  snprintf(p, sizeof p, "%s/log.jsonl", run);
+  fp = fopen(p, "rb");
+  assert_non_null(fp);
+  char log[1 << 15];
+  n = fread(log, 1, sizeof log - 1, fp);
+  log[n] = '\0';
+  fclose(fp);
+  if (!strstr(log, "\"dataset\":\"imagefolder\"") || !strstr(log, "\"image_size\":32") ||
+      !strstr(log, "\"test_acc\""))
+    fail_msg("log.jsonl:\n%s", log);
+  snprintf(cmd, sizeof cmd, "%s eval --checkpoint %s/last.safetensors --data %s > %s.eval 2>&1",
+           cli, run, d, run);
+  rc = system(cmd);
+  snprintf(p, sizeof p, "%s.eval", run);
+  fp = fopen(p, "rb");
+  n = fp ? fread(out, 1, sizeof out - 1, fp) : 0;
+  if (fp) fclose(fp);
+  out[n] = '\0';
+  if (rc != 0 || !strstr(out, "accuracy")) fail_msg("%s exited %d:\n%s", cmd, rc, out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_train_folders),
       cmocka_unit_test(test_layout), cmocka_unit_test(test_eval_pipeline),
       cmocka_unit_test(test_train_boxes), cmocka_unit_test(test_colour_conversions),
       cmocka_unit_test(test_batches)};

@@ -87,7 +87,7 @@ int cmd_bench_loader(int argc, char **argv) {
     while (done < (size_t)images && !rc) {
       int b = (size_t)images - done < (size_t)batch ? (int)((size_t)images - done) : batch, kept;
       for (int i = 0; i < b; i++) idx[i] = (done + (size_t)i) % n;
-      if (wrn_imagefolder_load(f, idx, b, &p, 0, threads[t], img, lab, &kept, &sk) != WRN_OK) {
+      if (wrn_imagefolder_load(f, idx, b, &p, 0, threads[t], img, lab, NULL, &kept, &sk) != WRN_OK) {
         cli_error("bench-loader", "decoding");
         rc = 1;
       }

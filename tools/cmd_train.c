@@ -14,9 +14,10 @@
 
 static const char *const progress_kinds[] = {"auto", "on", "off", NULL};
 
-/* The WRN-d-k that o names. */
+/* The model that o names, at o's image size (32 unless the data set says otherwise). */
 static wrn_status model_spec(const wrn_train_options *o, wrn_model_spec *s) {
-  *s = (wrn_model_spec){0, 0, o->classes, o->dropout, 3, 32, 32, WRN_ARCH_WRN};
+  const int side = o->image_size > 0 ? o->image_size : 32;
+  *s = (wrn_model_spec){0, 0, o->classes, o->dropout, 3, side, side, WRN_ARCH_WRN};
   return wrn_model_parse(o->model, s);
 }
 
@@ -75,8 +76,12 @@ static void train_usage(FILE *f) {
           "                         resnet-50, wrn-50-2 (defaults then: lr 0.1 x0.1 every 30,\n"
           "                         90 epochs, wd 1e-4, batch 256, no Nesterov)\n"
           "  --data DIR             CIFAR-10 or CIFAR-100 folder in the official binary layout\n"
-          "  --dataset auto|cifar10|cifar100|svhn, --labels fine|coarse (CIFAR-100)\n"
+          "  --dataset auto|cifar10|cifar100|svhn|imagefolder, --labels fine|coarse\n"
           "  --svhn-extra on|off    SVHN: train on train + extra (on, as the paper)\n"
+          "                         --data DIR with DIR/train and DIR/val image folders\n"
+          "                         (ImageFolder layout, JPEG): RandomResizedCrop 224 + flip,\n"
+          "                         eval resize 256 + centre crop, ImageNet mean/std\n"
+          "  --image-size S (224 for image folders)   --loader-threads N (the cores)\n"
           "  --meanstd on|off       normalise by the recipe's mean/std (on), or pixels / 255\n"
           "                         SVHN's defaults: lr 0.01, x0.1 at 80,120, 160 epochs,\n"
           "                         dropout 0.4, no augmentation, --meanstd off\n"
