@@ -269,7 +269,8 @@ wrn_status wrn_train_options_check(const wrn_train_options *o) {
 }
 
 static int model_option(const char *name) {
-  return !strcmp(name, "--model") || !strcmp(name, "--classes") || !strcmp(name, "--dropout");
+  return !strcmp(name, "--model") || !strcmp(name, "--classes") || !strcmp(name, "--dropout") ||
+         !strcmp(name, "--image-size");
 }
 
 static wrn_status options_from(wrn_train_options *o, const wrn_st_file *f, const char *path,
