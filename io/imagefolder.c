@@ -507,8 +507,10 @@ wrn_status wrn_imagefolder_load(const wrn_imagefolder *f, const size_t *idx, int
   }
   if (skips && m < n) {
     if (skips->skipped == 0) {
-      snprintf(skips->first_path, sizeof skips->first_path, "%s/%s", f->root,
-               f->paths[idx[b.first_bad]]);
+      int len = snprintf(skips->first_path, sizeof skips->first_path, "%s/%s", f->root,
+                         f->paths[idx[b.first_bad]]);
+      if (len < 0 || (size_t)len >= sizeof skips->first_path) /* cut: say so at its end */
+        memcpy(skips->first_path + sizeof skips->first_path - 4, "...", 4);
       snprintf(skips->first_error, sizeof skips->first_error, "%s", b.first_error);
     }
     skips->skipped += (size_t)(n - m);
