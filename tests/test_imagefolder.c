@@ -278,8 +278,9 @@ static void test_train_folders(void **state) {
   const char *cli = getenv("WRN_CLI");
   if (!cli) skip();
   char d[600], p[900], cmd[4096];
-  snprintf(d, sizeof d, "%s/imagenet", root);
-  mkdir(d, 0755);
+  snprintf(d, sizeof d, "%s.imagenet", root); /* beside root, which is a folder of its own */
+  t_rm_tree(d);
+  assert_int_equal(mkdir(d, 0755), 0);
   const char *splits[2] = {"train", "val"};
   for (int sp = 0; sp < 2; sp++) {
     snprintf(p, sizeof p, "%s/%s", d, splits[sp]);
@@ -295,7 +296,7 @@ static void test_train_folders(void **state) {
     }
   }
   char run[700];
-  snprintf(run, sizeof run, "%s/run", root);
+  snprintf(run, sizeof run, "%s/run", d);
   snprintf(cmd, sizeof cmd, "%s train --data %s --model wrn-10-1 --image-size 32 --batch 4 "
            "--epochs 1 --loader-threads 2 --out %s > %s.out 2>&1", cli, d, run, run);
   int rc = system(cmd);
@@ -326,6 +327,7 @@ static void test_train_folders(void **state) {
   if (fp) fclose(fp);
   out[n] = '\0';
   if (rc != 0 || !strstr(out, "accuracy")) fail_msg("%s exited %d:\n%s", cmd, rc, out);
+  t_rm_tree(d);
 }
 
 int main(void) {

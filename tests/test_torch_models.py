@@ -7,13 +7,13 @@ a pre-activation ResNet-164 defined here (He et al. 2016, bottlenecks, CIFAR, 10
 PyTorch state-dict names (num_batches_tracked included, as torchvision saves it; wrn does not
 read it), tests/torch_probe.c loads them in wrn (fp32) and computes the inference logits
 (running statistics), then one training step's logits, mean cross-entropy, every parameter's
-gradient and the updated running statistics. PyTorch computes the same in float64 (the
-reference) and in float32 (to show what fp32 rounding alone gives). Each tensor must agree
-with the float64 reference to
+gradient and the updated running statistics, once in fp32 and once in float64. PyTorch
+computes the same in float64 (the reference) and in float32 (what fp32 rounding alone
+gives). Each tensor is compared as
 
-    max |wrn - ref| <= TOL * max |ref|      (per tensor, TOL below)
+    max |wrn - ref| / max |ref|      (per tensor; the bounds at TOL64, TOL, FP32_MARGIN)
 
-and the largest relative error of each kind is printed. The parameter counts of the
+and the largest error of each kind is printed. The parameter counts of the
 PyTorch models are checked against the figures test_models.c holds wrn to.
 
 Needs PyTorch and torchvision (Debian: python3-torch, python3-torchvision); without them it
@@ -49,10 +49,15 @@ import torch_convert  # noqa: E402
 import wrn_torch  # noqa: E402
 
 PROBE = os.environ.get("WRN_TORCH_PROBE", "torch_probe")
-# fp32 against float64, relative to each tensor's largest magnitude. wrn accumulates in
-# fp32 in a different order than PyTorch; through 50-164 layers of batch-norm with batch 2
-# the measured errors stay near 1e-5 for logits and 1e-4 for gradients (printed below).
+# Errors are relative to each tensor's largest magnitude. wrn in float64 against PyTorch in
+# float64 must agree to TOL64: the same arithmetic up to summation order. wrn in fp32 against
+# the float64 reference must be within TOL[kind] or within FP32_MARGIN times PyTorch's own
+# fp32 error for that tensor, whichever is larger: the gradients of a deep network in
+# training mode at batch 2 are ill-conditioned (PyTorch's fp32 gradients of preresnet-164
+# are a few percent off its float64 ones), so fp32 is held to what fp32 can do.
+TOL64 = 1e-8
 TOL = {"eval_logits": 1e-4, "logits": 1e-4, "loss": 1e-5, "grad": 2e-3, "running": 1e-4}
+FP32_MARGIN = 3
 failures = []
 
 
@@ -152,13 +157,15 @@ def probe(model_name, model, classes, side, batch, tmp, seed, arch):
     labels = rng.integers(0, classes, size=batch).astype(np.int32)
     ipath = os.path.join(tmp, f"{model_name}.input.safetensors")
     wrn_torch.write_safetensors(ipath, {"x": x, "labels": labels})
-    opath = os.path.join(tmp, f"{model_name}.out.safetensors")
-    r = subprocess.run([PROBE, model_name, str(classes), str(side), str(batch), wpath, ipath,
-                        opath, "f32"], capture_output=True, text=True)
-    if r.returncode != 0:
-        print(r.stdout, r.stderr)
-        raise SystemExit(f"FAIL: torch_probe {model_name} exited {r.returncode}")
-    ours, _ = wrn_torch.read_safetensors(opath)
+    ours = {}
+    for prec in ("f32", "f64"):
+        opath = os.path.join(tmp, f"{model_name}.out.{prec}.safetensors")
+        r = subprocess.run([PROBE, model_name, str(classes), str(side), str(batch), wpath, ipath,
+                            opath, prec], capture_output=True, text=True)
+        if r.returncode != 0:
+            print(r.stdout, r.stderr)
+            raise SystemExit(f"FAIL: torch_probe {model_name} {prec} exited {r.returncode}")
+        ours[prec], _ = wrn_torch.read_safetensors(opath)
     return params, x, labels, ours
 
 
@@ -181,7 +188,8 @@ def reference(model, x, labels, dtype):
     for k, b in m.named_buffers():
         if not k.endswith("num_batches_tracked"):
             out["running." + k] = b
-    return {k: v.detach().double().numpy() for k, v in out.items()}
+    # Copies: the model's own tensors change when it is reloaded for the next precision.
+    return {k: v.detach().double().numpy().copy() for k, v in out.items()}
 
 
 def compare(name, model, classes, side, batch, want_params, tmp, seed, arch=None):
@@ -196,29 +204,33 @@ def compare(name, model, classes, side, batch, want_params, tmp, seed, arch=None
     model.load_state_dict(state)
     ref32 = reference(model, x, labels, torch.float32)
     model.load_state_dict(state)
-    missing = sorted(set(ref) - set(ours))
+    missing = sorted(set(ref) - set(ours["f32"]))
     check(f"{name}: wrn gives every tensor PyTorch has", not missing,
           f"missing {missing[:5]}" if missing else f"{len(ref)} tensors")
     worst = {}
     for k, r in ref.items():
-        if k not in ours:
+        if k not in ours["f32"]:
             continue
         kind = k.split(".")[0]
-        o = ours[k].reshape(r.shape)
         scale = max(np.abs(r).max(), 1e-30)
-        err = np.abs(o - r).max() / scale
-        err32 = np.abs(ref32[k].reshape(r.shape) - r).max() / scale
-        if err > TOL[kind]:
-            check(f"{name} {k}", False, f"relative error {err:.3g} > {TOL[kind]:g} "
-                                        f"(PyTorch fp32: {err32:.3g})")
-        w = worst.get(kind)
-        if w is None or err > w[0]:
-            worst[kind] = (err, k, err32)
-    for kind, (err, k, err32) in sorted(worst.items()):
-        check(f"{name} {kind}", err <= TOL[kind],
-              f"largest relative error {err:.3g} at {k} (allowed {TOL[kind]:g}; PyTorch fp32 "
-              f"against float64 there: {err32:.3g})")
-    print(f"    loss: wrn {ours['loss'][0]:.9g}, PyTorch float64 {ref['loss'][0]:.9g}")
+        e64 = np.abs(ours["f64"][k].reshape(r.shape) - r).max() / scale
+        e32 = np.abs(ours["f32"][k].reshape(r.shape) - r).max() / scale
+        t32 = np.abs(ref32[k].reshape(r.shape) - r).max() / scale
+        allowed = max(TOL[kind], FP32_MARGIN * t32)
+        if e64 > TOL64 or e32 > allowed:
+            check(f"{name} {k}", False, f"relative error in float64 {e64:.3g} (allowed "
+                  f"{TOL64:g}), in fp32 {e32:.3g} (allowed {allowed:.3g}; PyTorch fp32: {t32:.3g})")
+        w = worst.setdefault(kind, [0, "", 0, "", 0])
+        if e64 > w[0]:
+            w[0], w[1] = e64, k
+        if e32 > w[2]:
+            w[2], w[3], w[4] = e32, k, t32
+    for kind, (e64, k64, e32, k32, t32) in sorted(worst.items()):
+        check(f"{name} {kind}", True,
+              f"float64: largest relative error {e64:.3g} ({k64}); fp32: {e32:.3g} ({k32}; "
+              f"PyTorch's fp32 there: {t32:.3g})")
+    print(f"    loss: wrn fp32 {ours['f32']['loss'][0]:.9g}, float64 {ours['f64']['loss'][0]:.12g}; "
+          f"PyTorch float64 {ref['loss'][0]:.12g}")
 
 
 def main():

@@ -87,7 +87,7 @@ int cmd_summary(int argc, char **argv) {
   wrn_model_name(&spec, name, sizeof name);
   printf("%s, %d classes%s, input %dx%dx%d\n\n", name, spec.classes,
          spec.dropout > 0 ? ", dropout" : "", spec.in_c, spec.in_h, spec.in_w);
-  printf("%4s  %-28s %-8s %-16s %-16s %12s %10s\n", "#", "name", "kind", "input", "output",
+  printf("%4s  %-28s %-12s %-16s %-16s %12s %10s\n", "#", "name", "kind", "input", "output",
          "params", "MFLOPs");
   for (int i = 0; i < wrn_net_layer_count(net); i++) {
     wrn_layer_info l;
@@ -106,7 +106,7 @@ int cmd_summary(int argc, char **argv) {
     else
       snprintf(kind, sizeof kind, "%s", kind_name(l.kind));
     with_commas(l.params, pc, sizeof pc);
-    printf("%4d  %-28s %-8s %-16s %-16s %12s %10.2f\n", i, l.name[0] ? l.name : "-", kind, in,
+    printf("%4d  %-28s %-12s %-16s %-16s %12s %10.2f\n", i, l.name[0] ? l.name : "-", kind, in,
            out, pc, 2 * l.macs / 1e6);
   }
   char pc[32];
