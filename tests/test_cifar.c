@@ -288,8 +288,12 @@ static void test_parse(void **state) {
   assert_int_equal(k, WRN_DATASET_CIFAR100);
   WT_OK(wrn_dataset_kind_parse("auto", &k));
   assert_int_equal(k, WRN_DATASET_AUTO);
-  expect_error(wrn_dataset_kind_parse("svhn", &k), WRN_STATUS_INVALID_ARGUMENT, "svhn", "cifar10",
-               NULL);
+  WT_OK(wrn_dataset_kind_parse("svhn", &k));
+  assert_int_equal(k, WRN_DATASET_SVHN);
+  WT_OK(wrn_dataset_kind_parse("imagefolder", &k));
+  assert_int_equal(k, WRN_DATASET_IMAGEFOLDER);
+  expect_error(wrn_dataset_kind_parse("mnist", &k), WRN_STATUS_INVALID_ARGUMENT, "mnist",
+               "cifar10", "svhn", NULL);
   WT_OK(wrn_labels_parse("coarse", &l));
   assert_int_equal(l, WRN_LABELS_COARSE);
   expect_error(wrn_labels_parse("medium", &l), WRN_STATUS_INVALID_ARGUMENT, "medium", "fine",

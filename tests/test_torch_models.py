@@ -50,11 +50,13 @@ import wrn_torch  # noqa: E402
 
 PROBE = os.environ.get("WRN_TORCH_PROBE", "torch_probe")
 # Errors are relative to each tensor's largest magnitude. wrn in float64 against PyTorch in
-# float64 must agree to TOL64: the same arithmetic up to summation order. wrn in fp32 against
-# the float64 reference must be within TOL[kind] or within FP32_MARGIN times PyTorch's own
-# fp32 error for that tensor, whichever is larger: the gradients of a deep network in
-# training mode at batch 2 are ill-conditioned (PyTorch's fp32 gradients of preresnet-164
-# are a few percent off its float64 ones), so fp32 is held to what fp32 can do.
+# float64 must agree to TOL64 for every tensor: the same arithmetic up to summation order.
+# wrn in fp32 against the float64 reference must be within TOL[kind] or FP32_MARGIN times
+# PyTorch's own fp32 error for that tensor, whichever is larger. The fp32 gradients are held
+# to that together (the norm of all errors over the norm of all gradients): one tensor's
+# gradient can move by several percent in either fp32 computation when a pre-activation next
+# to 0 lands on the other side of a ReLU (PyTorch's fp32 gradients of preresnet-164 are up
+# to 25% off its float64 ones in single tensors), which the float64 check rules out.
 TOL64 = 1e-8
 TOL = {"eval_logits": 1e-4, "logits": 1e-4, "loss": 1e-5, "grad": 2e-3, "running": 1e-4}
 FP32_MARGIN = 3
@@ -208,6 +210,7 @@ def compare(name, model, classes, side, batch, want_params, tmp, seed, arch=None
     check(f"{name}: wrn gives every tensor PyTorch has", not missing,
           f"missing {missing[:5]}" if missing else f"{len(ref)} tensors")
     worst = {}
+    sums = [0.0, 0.0, 0.0]  # squared fp32 gradient errors: wrn, PyTorch; squared reference
     for k, r in ref.items():
         if k not in ours["f32"]:
             continue
@@ -216,7 +219,12 @@ def compare(name, model, classes, side, batch, want_params, tmp, seed, arch=None
         e64 = np.abs(ours["f64"][k].reshape(r.shape) - r).max() / scale
         e32 = np.abs(ours["f32"][k].reshape(r.shape) - r).max() / scale
         t32 = np.abs(ref32[k].reshape(r.shape) - r).max() / scale
-        allowed = max(TOL[kind], FP32_MARGIN * t32)
+        if kind == "grad":  # fp32 gradients: judged together below
+            d32 = ours["f32"][k].reshape(r.shape) - r
+            sums[0] += float((d32 * d32).sum())
+            sums[1] += float(((ref32[k].reshape(r.shape) - r) ** 2).sum())
+            sums[2] += float((r * r).sum())
+        allowed = float("inf") if kind == "grad" else max(TOL[kind], FP32_MARGIN * t32)
         if e64 > TOL64 or e32 > allowed:
             check(f"{name} {k}", False, f"relative error in float64 {e64:.3g} (allowed "
                   f"{TOL64:g}), in fp32 {e32:.3g} (allowed {allowed:.3g}; PyTorch fp32: {t32:.3g})")
@@ -229,6 +237,11 @@ def compare(name, model, classes, side, batch, want_params, tmp, seed, arch=None
         check(f"{name} {kind}", True,
               f"float64: largest relative error {e64:.3g} ({k64}); fp32: {e32:.3g} ({k32}; "
               f"PyTorch's fp32 there: {t32:.3g})")
+    g32, t32 = (sums[0] / sums[2]) ** 0.5, (sums[1] / sums[2]) ** 0.5
+    allowed = max(TOL["grad"], FP32_MARGIN * t32)
+    check(f"{name} fp32 gradients together", g32 <= allowed,
+          f"|wrn - ref| / |ref| over all {sum(k.startswith('grad.') for k in ref)} gradient "
+          f"tensors {g32:.3g} (allowed {allowed:.3g}; PyTorch fp32: {t32:.3g})")
     print(f"    loss: wrn fp32 {ours['f32']['loss'][0]:.9g}, float64 {ours['f64']['loss'][0]:.12g}; "
           f"PyTorch float64 {ref['loss'][0]:.12g}")
 
