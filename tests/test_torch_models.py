@@ -141,7 +141,7 @@ def probe(model_name, model, classes, side, batch, tmp, seed, arch):
         # and back: the converted file must load strictly into torchvision's model again.
         pth = os.path.join(tmp, f"{model_name}.pth")
         torch.save(model.state_dict(), pth)
-        torch_convert.to_safetensors(pth, wpath)
+        torch_convert.to_safetensors(pth, wpath, model_name)
         back = os.path.join(tmp, f"{model_name}.back.pth")
         torch_convert.to_pth(wpath, back, arch)
         again = torch.load(back)

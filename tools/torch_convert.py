@@ -6,9 +6,11 @@ wrn builds torchvision's ResNets (``--model resnet-50``, ``--model wrn-50-2`` =
 ``layer1.0.conv2.weight``, ``layer1.0.downsample.1.running_var``, ..., ``fc.bias``), so a
 conversion only changes the container:
 
-    tools/torch_convert.py to-safetensors wide_resnet50_2-9ba9bcbe.pth wrn50_2.safetensors
+    tools/torch_convert.py to-safetensors wide_resnet50_2-9ba9bcbe.pth wrn50_2.safetensors \
+            [--model wrn-50-2]
         a torch.save'd state dict (or {"state_dict": ...}, or a whole model) -> safetensors
-        (float32); then: wrn eval --model wrn-50-2 --init wrn50_2.safetensors ...
+        (float32); with --model it carries the metadata wrn eval needs (model, classes,
+        image size, ImageNet mean/std): wrn eval --checkpoint wrn50_2.safetensors --data DIR
     tools/torch_convert.py to-pth runs/x/best.safetensors model.pth [--arch wide_resnet50_2]
         a wrn checkpoint -> a state dict for torchvision's model (momentum.* dropped,
         num_batches_tracked added as 0); with --arch it is loaded into the torchvision model
@@ -37,7 +39,7 @@ def _torch():
     return torch
 
 
-def to_safetensors(src, dst):
+def to_safetensors(src, dst, model=None, image_size=224):
     torch = _torch()
     obj = torch.load(src, map_location="cpu")
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
@@ -55,7 +57,15 @@ def to_safetensors(src, dst):
         if not hasattr(v, "numpy") or not v.is_floating_point():
             raise SystemExit(f"torch_convert: {src}: tensor '{k}' is not floating point")
         out[k] = v.detach().cpu().float().numpy()
-    wrn_torch.write_safetensors(dst, out, {"source": os.path.basename(src)})
+    meta = {"source": os.path.basename(src)}
+    if model:
+        # What wrn eval / wrn train --init read to rebuild the network.
+        fc = out.get("fc.weight")
+        meta.update({"--model": model, "--classes": str(fc.shape[0] if fc is not None else 1000),
+                     "--dropout": "0", "--image-size": str(image_size),
+                     "input_mean": "123.675,116.28,103.53", "input_std": "58.395,57.12,57.375",
+                     "input_scale": "255"})
+    wrn_torch.write_safetensors(dst, out, meta)
     print(f"{dst}: {len(out)} tensors, {sum(a.size for a in out.values()):,} values "
           f"({skipped} num_batches_tracked left out)")
 
@@ -94,13 +104,16 @@ def main(argv=None):
     a = sub.add_parser("to-safetensors", help="torchvision .pth -> safetensors")
     a.add_argument("src")
     a.add_argument("dst")
+    a.add_argument("--model", help="record the wrn model (wrn-50-2, resnet-50) so that wrn eval "
+                   "takes the file as a checkpoint")
+    a.add_argument("--image-size", type=int, default=224)
     b = sub.add_parser("to-pth", help="wrn safetensors -> torchvision state dict")
     b.add_argument("src")
     b.add_argument("dst")
     b.add_argument("--arch", help="torchvision model to check against (wide_resnet50_2, resnet50)")
     args = p.parse_args(argv)
     if args.cmd == "to-safetensors":
-        to_safetensors(args.src, args.dst)
+        to_safetensors(args.src, args.dst, args.model, args.image_size)
     else:
         to_pth(args.src, args.dst, args.arch)
     return 0
