@@ -269,8 +269,9 @@ wrn_status wrn_train_options_check(const wrn_train_options *o) {
 }
 
 static int model_option(const char *name) {
+  /* The network and what feeds it: all an evaluation takes from a checkpoint. */
   return !strcmp(name, "--model") || !strcmp(name, "--classes") || !strcmp(name, "--dropout") ||
-         !strcmp(name, "--image-size");
+         !strcmp(name, "--image-size") || !strcmp(name, "--meanstd");
 }
 
 static wrn_status options_from(wrn_train_options *o, const wrn_st_file *f, const char *path,

@@ -100,8 +100,8 @@ int wrn_train_option_known(const char *name);
 /* Checks what no single option can: a data folder is given, the drops increase. */
 wrn_status wrn_train_options_check(const wrn_train_options *o);
 /* Replaces options with those stored in checkpoint `path` (written by a trainer): all the
- * run-defining ones, or with model_only just --model, --classes, --dropout and
- * --image-size. FORMAT when
+ * run-defining ones, or with model_only just the network and its input: --model, --classes,
+ * --dropout, --image-size and --meanstd. FORMAT when
  * the file holds no --model (not a wrn checkpoint) or a stored value is bad; IO when it
  * cannot be read. *o may be partly changed on failure. */
 wrn_status wrn_train_options_load(wrn_train_options *o, const char *path, int model_only);

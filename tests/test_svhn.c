@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "wrn_io.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -335,6 +336,32 @@ static void test_train_recipe(void **state) {
     if (!strstr(out, k ? "16 training" : "24 training"))
       fail_msg("expected %d training images:\n%s", k ? 16 : 24, out);
   }
+  /* wrn eval feeds the checkpoint's pixels / 255 too: the accuracy it prints is the one the
+   * run logged for its last epoch. */
+  snprintf(cmd, sizeof cmd, "%s eval --checkpoint %s/last.safetensors --data %s > %s.eval 2>&1",
+           cli, run, dir, run);
+  int rc = system(cmd);
+  snprintf(p, sizeof p, "%s.eval", run);
+  FILE *fp = fopen(p, "rb");
+  char out[1 << 15] = "";
+  size_t n = fp ? fread(out, 1, sizeof out - 1, fp) : 0;
+  if (fp) fclose(fp);
+  out[n] = '\0';
+  if (rc != 0) fail_msg("%s exited %d:\n%s", cmd, rc, out);
+  snprintf(p, sizeof p, "%s/log.jsonl", run);
+  fp = fopen(p, "rb");
+  assert_non_null(fp);
+  char log[1 << 15];
+  n = fread(log, 1, sizeof log - 1, fp);
+  log[n] = '\0';
+  fclose(fp);
+  const char *ta = strstr(log, "\"test_acc\":");
+  const char *acc = strstr(out, "accuracy ");
+  assert_non_null(ta);
+  assert_non_null(acc);
+  double logged = strtod(ta + 11, NULL), printed = strtod(acc + 9, NULL);
+  if (fabs(logged - printed) > 0.006)
+    fail_msg("wrn eval prints accuracy %.2f%%, the run logged %.4f%%:\n%s", printed, logged, out);
 }
 
 int main(void) {
