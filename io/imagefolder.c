@@ -41,7 +41,7 @@ static wrn_status list_dir(const char *dir, int want_dirs, char ***out, size_t *
   for (struct dirent *e; (e = readdir(d)) != NULL;) {
     if (e->d_name[0] == '.') continue;
     char p[8192];
-    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p) continue;
     struct stat st;
     if (stat(p, &st) != 0) continue;
     if (want_dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) continue;
@@ -98,7 +98,11 @@ wrn_status wrn_imagefolder_open(wrn_imagefolder **out, const char *dir) {
   size_t cap = 0;
   for (int c = 0; c < f->nclasses && s == WRN_OK; c++) {
     char sub[8192];
-    snprintf(sub, sizeof sub, "%s/%s", dir, f->classes[c]);
+    if (snprintf(sub, sizeof sub, "%s/%s", dir, f->classes[c]) >= (int)sizeof sub) {
+      s = wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "image folder path too long: %s/%s", dir,
+                   f->classes[c]);
+      break;
+    }
     char **files = NULL;
     size_t nf = 0;
     s = list_dir(sub, 0, &files, &nf);
