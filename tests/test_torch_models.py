@@ -194,9 +194,10 @@ def reference(model, x, labels, dtype):
     return {k: v.detach().double().numpy().copy() for k, v in out.items()}
 
 
-def compare(name, model, classes, side, batch, want_params, tmp, seed, arch=None):
+def compare(name, make, classes, side, batch, want_params, tmp, seed, arch=None):
     print(f"--- {name}: {classes} classes, {side}x{side}, batch {batch}")
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the same weights on every run
+    model = make()
     randomize(model, seed)
     params, x, labels, ours = probe(name, model, classes, side, batch, tmp, seed, arch)
     check(f"{name} parameter count", params == want_params,
@@ -249,13 +250,13 @@ def compare(name, model, classes, side, batch, want_params, tmp, seed, arch=None
 def main():
     tmp = tempfile.mkdtemp(prefix="wrn-torch-models-")
     try:
-        compare("preresnet-164", PreActResNet(164, 10), 10, 32, 2, 1703258, tmp, 1)
+        compare("preresnet-164", lambda: PreActResNet(164, 10), 10, 32, 2, 1703258, tmp, 1)
         # 1001 layers only for the count: the definition must give the figure wrn builds.
         n1001 = sum(p.numel() for p in PreActResNet(1001, 10).parameters())
         check("preresnet-1001 parameter count", n1001 == 10327706,
               f"PyTorch {n1001:,}, expected 10,327,706")
-        wide = torchvision.models.wide_resnet50_2()
-        compare("wrn-50-2", wide, 1000, 64, 2, 68883240, tmp, 2, "wide_resnet50_2")
+        compare("wrn-50-2", torchvision.models.wide_resnet50_2, 1000, 64, 2, 68883240, tmp, 2,
+                "wide_resnet50_2")
         r50 = sum(p.numel() for p in torchvision.models.resnet50().parameters())
         check("resnet-50 parameter count", r50 == 25557032, f"torchvision {r50:,}")
     finally:
