@@ -58,7 +58,10 @@ PROBE = os.environ.get("WRN_TORCH_PROBE", "torch_probe")
 # to 0 lands on the other side of a ReLU (PyTorch's fp32 gradients of preresnet-164 are up
 # to 25% off its float64 ones in single tensors), which the float64 check rules out.
 TOL64 = 1e-8
-TOL = {"eval_logits": 1e-4, "logits": 1e-4, "loss": 1e-5, "grad": 2e-3, "running": 1e-4}
+# Measured over seeds (wrn fp32 / PyTorch fp32 against float64): logits up to 1.7e-4 /
+# 6.6e-5, loss 8e-6 / 2e-6, running statistics 1.5e-4 / 5e-5, all gradients together
+# 2.3-2.6% / 0.2-2.6% (wrn-50-2) and 4.5-5.8% / 3.0-3.3% (preresnet-164).
+TOL = {"eval_logits": 1e-4, "logits": 5e-4, "loss": 5e-5, "grad": 0.1, "running": 5e-4}
 FP32_MARGIN = 5
 failures = []
 
