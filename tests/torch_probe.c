@@ -9,7 +9,8 @@
  * "eval_logits" (inference with the running statistics), then of one training step at the
  * same weights: "logits", "loss" (mean cross-entropy, [1]), "grad.<param>" for every
  * parameter and "running.<buffer>" (the running statistics after the step's update), all
- * F64. Exits 0, or 1 with the library's message. */
+ * F64. WRN_PROBE_CONV forces one convolution choice where it fits (default: the tuner's).
+ * Exits 0, or 1 with the library's message. */
 #include "wrn_io.h"
 #include "wrn_models.h"
 #include "wrn_train.h"
@@ -69,7 +70,11 @@ int main(int argc, char **argv) {
     rc = fail("opening the device");
     goto done;
   }
+  /* WRN_PROBE_CONV: a convolution choice for every layer ("im2col", ...) instead of the
+   * tuner's, to tell the algorithms' rounding apart. */
+  const char *conv = getenv("WRN_PROBE_CONV");
   if (wrn_net_create(&net, ctx, batch, NULL) != WRN_OK || wrn_model_build(net, &spec) != WRN_OK ||
+      (conv && *conv && wrn_net_set_conv_choices(net, conv) != WRN_OK) ||
       wrn_net_finalize(net) != WRN_OK) {
     rc = fail("building the model");
     goto done;
