@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef WRN_HAVE_TURBOJPEG
@@ -327,6 +328,21 @@ static void test_train_folders(void **state) {
   if (fp) fclose(fp);
   out[n] = '\0';
   if (rc != 0 || !strstr(out, "accuracy")) fail_msg("%s exited %d:\n%s", cmd, rc, out);
+  /* wrn bench-loader over the training folder: 16 images (the folder twice), one file bad. */
+  snprintf(cmd, sizeof cmd, "%s bench-loader --data %s/train --images 16 --threads 1,2 > %s.bl "
+           "2>&1", cli, d, run);
+  rc = system(cmd);
+  snprintf(p, sizeof p, "%s.bl", run);
+  fp = fopen(p, "rb");
+  n = fp ? fread(out, 1, sizeof out - 1, fp) : 0;
+  if (fp) fclose(fp);
+  out[n] = '\0';
+  if (rc != 0 || !strstr(out, "images/s per thread (14 decoded, 2 skipped)") ||
+      !strstr(out, "first skipped: ") || !strstr(out, "class1/img3.JPEG"))
+    fail_msg("%s exited %d:\n%s", cmd, rc, out);
+  snprintf(cmd, sizeof cmd, "%s bench-loader --images 4 > /dev/null 2>&1", cli);
+  rc = system(cmd);
+  assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 2); /* no --data */
   t_rm_tree(d);
 }
 
