@@ -159,6 +159,9 @@ struct wrn_tune_entry {
   double ms;
 };
 wrn_status wrn_tune_lookup(wrn_ctx *ctx, const char *key, char *val, size_t n, int *found);
+/* Adds the entries of an open store file to list[*cnt] (grown with realloc, *cap its size;
+ * free it); lines that do not parse or fail their checksum are skipped. */
+void wrn_tune_read_entries(FILE *f, struct wrn_tune_entry **list, int *cnt, int *cap);
 /* Remembers key = val; a failure to write the file is not an error (the choice stays in
  * memory) but is left in ctx->warning. */
 wrn_status wrn_tune_store(wrn_ctx *ctx, const char *key, const char *val, double ms);

@@ -112,9 +112,11 @@ static const char cache_magic[8] = {'W', 'R', 'N', 'B', 'I', 'N', '0', '1'};
 int wrn_cache_dir(char *out, size_t n) {
   const char *x = getenv("XDG_CACHE_HOME");
   const char *home = getenv("HOME");
-  if (x && x[0]) snprintf(out, n, "%s/wrn", x);
-  else if (home && home[0]) snprintf(out, n, "%s/.cache/wrn", home);
+  int len;
+  if (x && x[0]) len = snprintf(out, n, "%s/wrn", x);
+  else if (home && home[0]) len = snprintf(out, n, "%s/.cache/wrn", home);
   else return -1;
+  if (len < 0 || (size_t)len >= n || (size_t)len >= 3700) return -1; /* never a cut path */
   /* Create both levels; an existing folder is fine. */
   char parent[4096];
   snprintf(parent, sizeof parent, "%s", out);
@@ -183,24 +185,35 @@ static void cache_store(wrn_ctx *ctx, cl_program prog, const char *path, uint64_
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) {
+    wrn_ctx_warn(ctx, "the kernel cache %s could not be written (creating %s: %s); the "
+                      "kernels are built again next time", path, tmp, strerror(errno));
     free(bin);
     return;
   }
   uint64_t il = strlen(ident), blen = bl, bhash = wrn_hash64(WRN_HASH_INIT, bin, bl);
   FILE *f = fdopen(fd, "wb");
-  int ok = f != NULL;
+  int ok = f != NULL, err = 0;
   if (ok) {
     ok = fwrite(cache_magic, 8, 1, f) == 1 && fwrite(&key, 8, 1, f) == 1 &&
          fwrite(&il, 8, 1, f) == 1 && fwrite(ident, 1, il, f) == il &&
          fwrite(&blen, 8, 1, f) == 1 && fwrite(&bhash, 8, 1, f) == 1 &&
          fwrite(bin, 1, bl, f) == bl;
     ok = fflush(f) == 0 && ok;
+    if (!ok && !err) err = errno;
     ok = fsync(fileno(f)) == 0 && ok;
+    if (!ok && !err) err = errno;
     ok = fclose(f) == 0 && ok;
+    if (!ok && !err) err = errno;
   } else {
+    err = errno;
     close(fd);
   }
-  if (!ok || rename(tmp, path) != 0) unlink(tmp);
+  if (ok && rename(tmp, path) != 0) ok = 0, err = errno;
+  if (!ok) {
+    unlink(tmp);
+    wrn_ctx_warn(ctx, "the kernel cache %s could not be written (%s); the kernels are built "
+                      "again next time", path, strerror(err ? err : EIO));
+  }
   free(bin);
 }
 

@@ -89,7 +89,7 @@ static int put(struct wrn_tune_entry **list, int *cnt, int *cap, const char *key
 }
 
 /* Reads the entries of an open file into the list; damaged lines are skipped. */
-static void read_entries(FILE *f, struct wrn_tune_entry **list, int *cnt, int *cap) {
+void wrn_tune_read_entries(FILE *f, struct wrn_tune_entry **list, int *cnt, int *cap) {
   char line[WRN_TUNE_KEY_MAX + WRN_TUNE_VALUE_MAX + 64];
   while (fgets(line, sizeof line, f)) {
     size_t len = strlen(line);
@@ -128,7 +128,7 @@ static void load(wrn_ctx *ctx) {
   if (ctx->no_cache || store_path(ctx, path, sizeof path) != 0) return;
   FILE *f = fopen(path, "r");
   if (!f) return;
-  read_entries(f, &ctx->tune, &ctx->ntune, &ctx->captune);
+  wrn_tune_read_entries(f, &ctx->tune, &ctx->ntune, &ctx->captune);
   fclose(f);
 }
 
@@ -165,7 +165,7 @@ static int write_store(wrn_ctx *ctx, const char *path, const char **what) {
   int cnt = 0, cap = 0;
   FILE *old = fopen(path, "r");
   if (old) {
-    read_entries(old, &all, &cnt, &cap);
+    wrn_tune_read_entries(old, &all, &cnt, &cap);
     fclose(old);
   }
   for (int i = 0; i < ctx->ntune; i++)

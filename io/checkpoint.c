@@ -2,6 +2,7 @@
  * under the PyTorch port's names, with string metadata (wrn_train.h). */
 #include "wrn_train.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,22 +140,61 @@ static wrn_status load_set(wrn_net *net, const wrn_st_file *f, const char *path,
                       wrn_st_dtype_name(t->dtype));
     const unsigned char *src = t->data;
     for (size_t k = 0; k < p->count; k++) {
+      double x;
       if (t->dtype == WRN_ST_F32) {
         float v;
         memcpy(&v, src + 4 * k, 4);
-        flat[p->offset + k] = v;
+        x = v;
       } else {
-        double v;
-        memcpy(&v, src + 8 * k, 8);
-        flat[p->offset + k] = v;
+        memcpy(&x, src + 8 * k, 8);
       }
+      if (!isfinite(x))
+        return wrn_fail(WRN_STATUS_FORMAT,
+                        "%s: tensor '%s' holds %g at element %zu: the checkpoint is damaged or "
+                        "comes from a run that diverged",
+                        path, name, x, k);
+      flat[p->offset + k] = x;
     }
   }
   return WRN_OK;
 }
 
+/* 1 when the network has a tensor of this name: a parameter, a buffer, or "momentum." and
+ * a parameter's name. A BN layer's "<bn>.num_batches_tracked" (the counter PyTorch keeps
+ * for BN momentum None, in every torchvision state dict) counts as its own and is not read:
+ * wrn's BN momentum is fixed. */
+static int net_has(const wrn_net *net, const char *name) {
+  static const char nbt[] = ".num_batches_tracked";
+  const size_t len = strlen(name), nl = sizeof nbt - 1;
+  if (len > nl && !strcmp(name + len - nl, nbt) && len - nl < 96) {
+    char rm[128];
+    snprintf(rm, sizeof rm, "%.*s.running_mean", (int)(len - nl), name);
+    for (int i = 0; i < wrn_net_buffer_tensors(net); i++)
+      if (!strcmp(wrn_net_buffer_tensor(net, i)->name, rm)) return 1;
+    return 0;
+  }
+  int mom = !strncmp(name, "momentum.", 9);
+  const char *n = mom ? name + 9 : name;
+  for (int i = 0; i < wrn_net_param_tensors(net); i++)
+    if (!strcmp(wrn_net_param_tensor(net, i)->name, n)) return 1;
+  for (int i = 0; !mom && i < wrn_net_buffer_tensors(net); i++)
+    if (!strcmp(wrn_net_buffer_tensor(net, i)->name, n)) return 1;
+  return 0;
+}
+
 wrn_status wrn_checkpoint_load(wrn_net *net, const wrn_st_file *f, const char *path,
-                               int with_momentum) {
+                               int flags) {
+  int with_momentum = flags & WRN_CHECKPOINT_MOMENTUM;
+  if (!(flags & WRN_CHECKPOINT_EXTRA))
+    for (int i = 0; i < wrn_st_count(f); i++) {
+      const char *name = wrn_st_at(f, i)->name;
+      if (!net_has(net, name))
+        return wrn_fail(WRN_STATUS_FORMAT,
+                        "%s holds a tensor '%s' that this model does not have: it is a "
+                        "checkpoint of another model (--init-extra on takes the tensors that "
+                        "match and leaves the rest)",
+                        path, name);
+    }
   size_t fp = wrn_net_flat_count(net, 0), fb = wrn_net_flat_count(net, 3);
   double *params = calloc(fp ? fp : 1, sizeof *params), *bufs = calloc(fb ? fb : 1, sizeof *bufs);
   double *mom = with_momentum ? calloc(fp ? fp : 1, sizeof *mom) : NULL;

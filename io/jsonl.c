@@ -210,7 +210,26 @@ static wrn_status write_all(int fd, const char *p, size_t n) {
   return WRN_OK;
 }
 
-wrn_status wrn_jsonl_open(wrn_jsonl **out, const char *path) {
+/* The length of the file's whole lines: up to and including its last newline. */
+static int whole_lines_end(int fd, off_t size, off_t *end) {
+  char buf[4096];
+  off_t pos = size;
+  while (pos > 0) {
+    size_t k = pos > (off_t)sizeof buf ? sizeof buf : (size_t)pos;
+    if (pread(fd, buf, k, pos - (off_t)k) != (ssize_t)k) return -1;
+    for (size_t i = k; i-- > 0;)
+      if (buf[i] == '\n') {
+        *end = pos - (off_t)k + (off_t)i + 1;
+        return 0;
+      }
+    pos -= (off_t)k;
+  }
+  *end = 0;
+  return 0;
+}
+
+static wrn_status jsonl_open(wrn_jsonl **out, const char *path, int trim, size_t *cut) {
+  if (cut) *cut = 0;
   if (!out || !path || !*path)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_jsonl_open: %s",
                     !out ? "out is NULL" : "no path");
@@ -236,7 +255,17 @@ wrn_status wrn_jsonl_open(wrn_jsonl **out, const char *path) {
     wrn_jsonl_close(l);
     return wrn_fail(WRN_STATUS_IO, "log: cannot read the end of '%s': %s", path, strerror(e));
   }
-  if (last != '\n' && (write_all(l->fd, "\n", 1) != WRN_OK || fsync(l->fd) != 0)) {
+  if (last != '\n' && trim) {
+    off_t end = 0;
+    if (whole_lines_end(l->fd, sb.st_size, &end) != 0 || ftruncate(l->fd, end) != 0 ||
+        fsync(l->fd) != 0) {
+      int e = errno;
+      wrn_jsonl_close(l);
+      return wrn_fail(WRN_STATUS_IO, "log: cannot cut the partial last line of '%s': %s", path,
+                      strerror(e));
+    }
+    if (cut) *cut = (size_t)(sb.st_size - end);
+  } else if (last != '\n' && (write_all(l->fd, "\n", 1) != WRN_OK || fsync(l->fd) != 0)) {
     int e = errno;
     wrn_jsonl_close(l);
     return wrn_fail(WRN_STATUS_IO, "log: cannot end the partial last line of '%s': %s", path,
@@ -246,12 +275,22 @@ wrn_status wrn_jsonl_open(wrn_jsonl **out, const char *path) {
   return WRN_OK;
 }
 
-wrn_status wrn_jsonl_append(wrn_jsonl *l, const wrn_json *obj, const char **line) {
-  if (line) *line = NULL;
-  if (!l || !obj)
-    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_jsonl_append: %s is NULL", !l ? "l" : "obj");
-  const char *text = wrn_json_text(obj);
+wrn_status wrn_jsonl_open(wrn_jsonl **out, const char *path) {
+  return jsonl_open(out, path, 0, NULL);
+}
+
+wrn_status wrn_jsonl_open_trim(wrn_jsonl **out, const char *path, size_t *cut) {
+  return jsonl_open(out, path, 1, cut);
+}
+
+wrn_status wrn_jsonl_append_line(wrn_jsonl *l, const char *text) {
+  if (!l || !text)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_jsonl_append_line: %s is NULL",
+                    !l ? "l" : "text");
   size_t n = strlen(text);
+  if (memchr(text, '\n', n))
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "log: a record for '%s' holds a newline",
+                    l->path);
   /* Text and newline go out in one write() so that concurrent appenders cannot interleave
    * inside a line; the copy is small next to the fsync. */
   char *buf = malloc(n + 1);
@@ -271,8 +310,17 @@ wrn_status wrn_jsonl_append(wrn_jsonl *l, const wrn_json *obj, const char **line
     return wrn_fail(WRN_STATUS_IO, "log: %s to '%s' failed: %s; the record was %s", failed,
                     l->path, strerror(e), cut ? "removed again" : "possibly left partial");
   }
-  if (line) *line = text;
   return WRN_OK;
+}
+
+wrn_status wrn_jsonl_append(wrn_jsonl *l, const wrn_json *obj, const char **line) {
+  if (line) *line = NULL;
+  if (!l || !obj)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_jsonl_append: %s is NULL", !l ? "l" : "obj");
+  const char *text = wrn_json_text(obj);
+  wrn_status s = wrn_jsonl_append_line(l, text);
+  if (s == WRN_OK && line) *line = text;
+  return s;
 }
 
 void wrn_jsonl_close(wrn_jsonl *l) {

@@ -1,11 +1,15 @@
 /* The trainer (wrn_train.h): options, the schedule, steps, and runs with their folders, logs,
  * checkpoints and exact resume. The devices a step runs on are behind io/replicas.c. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "train_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +134,7 @@ static const opt_def opt_defs[] = {
     OPT("--device", OPT_STR, device, 0, 0, 0),
     OPT("--out", OPT_STR, out, 0, 0, 0),
     OPT("--init", OPT_STR, init, 0, 0, 0),
+    OPT("--init-extra", OPT_SWITCH, init_extra, 0, 0, 0),
     OPT("--conv-algo", OPT_STR, conv_algo, 0, 0, 0),
 };
 #undef OPT
@@ -146,18 +151,11 @@ static const opt_def *opt_find(const char *name) {
 
 int wrn_train_option_known(const char *name) { return opt_find(name) != NULL; }
 
-static int parse_long(const char *v, long *out) {
-  char *end;
-  errno = 0;
-  *out = strtol(v, &end, 10);
-  return !errno && end != v && !*end;
-}
-
 wrn_status wrn_train_option_set(wrn_train_options *o, const char *name, const char *v) {
   const opt_def *d = opt_find(name);
   if (!d) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "'%s' is not a training option", name);
   void *field = (char *)o + d->off;
-  long l;
+  int64_t l;
   switch (d->type) {
   case OPT_STR:
     if (strlen(v) >= d->size)
@@ -166,26 +164,22 @@ wrn_status wrn_train_option_set(wrn_train_options *o, const char *name, const ch
     memmove(field, v, strlen(v) + 1); /* v may be the field itself */
     return WRN_OK;
   case OPT_INT:
-    if (!parse_long(v, &l) || l < d->lo || l > d->hi)
+    if (wrn_parse_i64(v, (int64_t)d->lo, (int64_t)d->hi, &l) != 0)
       return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s wants an integer in %.0f..%.0f, got '%s'",
                       name, d->lo, d->hi, v);
     *(int *)field = (int)l;
     return WRN_OK;
   case OPT_U64: {
-    char *end;
-    errno = 0;
-    unsigned long long u = strtoull(v, &end, 10);
-    if (errno || end == v || *end || v[0] == '-')
+    uint64_t u;
+    if (wrn_parse_u64(v, &u) != 0)
       return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s wants a non-negative integer, got '%s'",
                       name, v);
-    *(uint64_t *)field = (uint64_t)u;
+    *(uint64_t *)field = u;
     return WRN_OK;
   }
   case OPT_REAL: {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || !isfinite(x) || x < d->lo || x > d->hi)
+    double x;
+    if (wrn_parse_real(v, d->lo, d->hi, &x) != 0)
       return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s wants a number in [%g, %g], got '%s'",
                       name, d->lo, d->hi, v);
     *(double *)field = x;
@@ -194,16 +188,18 @@ wrn_status wrn_train_option_set(wrn_train_options *o, const char *name, const ch
   case OPT_DROPS: {
     int drops[WRN_TRAIN_MAX_DROPS], n = 0;
     for (const char *p = v; v[0];) { /* "" is no drop; "60," is refused */
-      char *end;
-      errno = 0;
-      l = strtol(p, &end, 10);
-      if (errno || end == p || l < d->lo || l > d->hi || (*end && *end != ',') ||
-          n >= WRN_TRAIN_MAX_DROPS)
+      const char *end = strchr(p, ',');
+      size_t len = end ? (size_t)(end - p) : strlen(p);
+      char item[24];
+      if (len < sizeof item) memcpy(item, p, len);
+      item[len < sizeof item ? len : 0] = '\0';
+      if (len >= sizeof item || n >= WRN_TRAIN_MAX_DROPS ||
+          wrn_parse_i64(item, (int64_t)d->lo, (int64_t)d->hi, &l) != 0)
         return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                         "%s wants up to %d comma-separated integers in %.0f..%.0f, got '%s'",
                         name, WRN_TRAIN_MAX_DROPS, d->lo, d->hi, v);
       drops[n++] = (int)l;
-      if (!*end) break;
+      if (!end) break;
       p = end + 1;
     }
     memcpy(o->lr_drops, drops, (size_t)n * sizeof *drops);
@@ -397,7 +393,7 @@ struct wrn_trainer {
 
 static int mkdir_p(const char *path) {
   char tmp[1100];
-  snprintf(tmp, sizeof tmp, "%s", path);
+  if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return errno = ENAMETOOLONG, -1;
   for (char *p = tmp + 1; *p; p++)
     if (*p == '/') {
       *p = '\0';
@@ -413,8 +409,62 @@ static int file_exists(const char *p) {
   return stat(p, &st) == 0;
 }
 
+/* "dir/name" into out[n]; INVALID_ARGUMENT naming what when it does not fit. */
+static wrn_status join(char *out, size_t n, const char *dir, const char *name, const char *what) {
+  int len = snprintf(out, n, "%s/%s", dir, name);
+  if (len < 0 || (size_t)len >= n)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: the path %s/%s is %zu characters long, "
+                    "the most is %zu", what, dir, name, strlen(dir) + 1 + strlen(name), n - 1);
+  return WRN_OK;
+}
+
+wrn_status wrn_train_resume_file(const char *dir, char *path, size_t n) {
+  char last[1100], best[1100];
+  TRAIN_TRY("--resume", join(last, sizeof last, dir, "last.safetensors", "--resume"));
+  TRAIN_TRY("--resume", join(best, sizeof best, dir, "best.safetensors", "--resume"));
+  const char *use = file_exists(last) ? last : file_exists(best) ? best : NULL;
+  if (!use)
+    return wrn_fail(WRN_STATUS_IO,
+                    "%s holds no checkpoint (no last.safetensors or best.safetensors): the run "
+                    "stopped before its first one, or this is not a run folder; start it again "
+                    "as a new run with the same flags and --out %s",
+                    dir, dir);
+  if (strlen(use) >= n)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "--resume: the path %s is too long", use);
+  memcpy(path, use, strlen(use) + 1);
+  return WRN_OK;
+}
+
+/* Removes the temporary files that killed writes of this run's checkpoints and probes left
+ * ("last.safetensors.tmp.<pid>.<n>", ".write-test.<pid>"): those of processes that no longer
+ * run. */
+static void remove_stale_temps(const char *dir) {
+  static const char *const prefixes[] = {"last.safetensors.tmp.", "best.safetensors.tmp.",
+                                         ".write-test."};
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    for (int i = 0; i < 3; i++) {
+      size_t pl = strlen(prefixes[i]);
+      if (strncmp(e->d_name, prefixes[i], pl)) continue;
+      char *end;
+      long pid = strtol(e->d_name + pl, &end, 10);
+      if (end == e->d_name + pl || (*end && *end != '.')) break;
+      if (pid > 0 && pid != (long)getpid() && pid <= INT_MAX &&
+          (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+        break; /* its process still runs */
+      char path[1400];
+      if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path) unlink(path);
+      break;
+    }
+  }
+  closedir(d);
+}
+
 /* The run folder: named when not given, its file paths, created and proven writable before
- * any work; a new run refuses a folder that holds one. */
+ * any work; a new run refuses a folder that holds one (a checkpoint, or a log with records);
+ * stale temporary files of the run are removed. */
 static wrn_status run_dir_prepare(wrn_trainer *t) {
   wrn_train_options *o = &t->o;
   wrn_train_state *st = &t->st;
@@ -426,17 +476,25 @@ static wrn_status run_dir_prepare(wrn_trainer *t) {
     strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", &tm);
     snprintf(o->out, sizeof o->out, "runs/%s-%s", o->model, ts);
   }
-  snprintf(st->last_path, sizeof st->last_path, "%s/last.safetensors", o->out);
-  snprintf(st->best_path, sizeof st->best_path, "%s/best.safetensors", o->out);
-  snprintf(st->log_path, sizeof st->log_path, "%s/log.jsonl", o->out);
-  if (t->mode == WRN_TRAIN_NEW && (file_exists(st->last_path) || file_exists(st->log_path)))
+  TRAIN_TRY("--out", join(st->last_path, sizeof st->last_path, o->out, "last.safetensors", "--out"));
+  TRAIN_TRY("--out", join(st->best_path, sizeof st->best_path, o->out, "best.safetensors", "--out"));
+  TRAIN_TRY("--out", join(st->log_path, sizeof st->log_path, o->out, "log.jsonl", "--out"));
+  struct stat lsb;
+  int log_used = stat(st->log_path, &lsb) == 0 && lsb.st_size > 0;
+  if (t->mode == WRN_TRAIN_NEW &&
+      (file_exists(st->last_path) || file_exists(st->best_path) || log_used))
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
-                    "%s already holds a run (log.jsonl or last.safetensors); continue it with "
-                    "--resume %s, or choose another --out",
-                    o->out, o->out);
+                    "%s already holds a run (%s); continue it with --resume %s, or choose "
+                    "another --out",
+                    o->out,
+                    file_exists(st->last_path)   ? "last.safetensors"
+                    : file_exists(st->best_path) ? "best.safetensors"
+                                                 : "log.jsonl",
+                    o->out);
   if (mkdir_p(o->out) != 0)
     return wrn_fail(WRN_STATUS_IO, "cannot create the run folder %s: %s", o->out,
                     strerror(errno));
+  remove_stale_temps(o->out);
   char probe[1200];
   snprintf(probe, sizeof probe, "%s/.write-test.%ld", o->out, (long)getpid());
   int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -448,44 +506,46 @@ static wrn_status run_dir_prepare(wrn_trainer *t) {
   return WRN_OK;
 }
 
-/* The epoch number of the last line of the log (0 when none). */
-static int log_last_epoch(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return 0;
-  char line[65536];
-  int last = 0;
-  while (fgets(line, sizeof line, f)) {
-    char *p = strstr(line, "\"epoch\":");
-    if (p) last = atoi(p + 8);
-  }
-  fclose(f);
-  return last;
-}
-
 /* A stop between an epoch's checkpoint and its log line leaves the line in the checkpoint:
- * appends it when the log lacks that epoch. */
-static wrn_status log_repair(const wrn_trainer *t, const wrn_st_file *f) {
-  const char *line = wrn_st_meta(f, "log_line"), *ep = wrn_st_meta(f, "epoch");
-  if (!line || !ep || log_last_epoch(t->st.log_path) >= atoi(ep)) return WRN_OK;
-  FILE *lf = fopen(t->st.log_path, "ab");
-  int bad = !lf || fprintf(lf, "%s\n", line) < 0;
-  if (lf && fclose(lf) != 0) bad = 1;
-  return bad ? wrn_fail(WRN_STATUS_IO, "cannot append to %s", t->st.log_path) : WRN_OK;
+ * appends it (through the durable appender) when the log lacks that epoch. */
+static wrn_status log_repair(wrn_trainer *t, const wrn_st_file *f, const char *path,
+                             int completed) {
+  const char *line = wrn_st_meta(f, "log_line");
+  if (!line) return WRN_OK;
+  int last;
+  wrn_status s = wrn_resume_log_line_check(line, completed, path);
+  if (s == WRN_OK) s = wrn_resume_log_last_epoch(t->st.log_path, &last);
+  if (s == WRN_OK && last < completed) s = wrn_jsonl_append_line(t->log, line);
+  return s;
 }
 
-/* Where the run stood at its last checkpoint: the epoch, the step in it and the epoch's
- * counters so far, and the best test accuracy. */
-static void resume_state_read(wrn_trainer *t, const wrn_st_file *f) {
+/* Where the run stood at its checkpoint: the epoch, the step in it and the epoch's
+ * counters so far, and the best test accuracy; checked like flags. */
+static wrn_status resume_state_read(wrn_trainer *t, const wrn_st_file *f, const char *path,
+                                    int *completed) {
   wrn_train_state *st = &t->st;
-  const char *v;
-  st->epoch = ((v = wrn_st_meta(f, "epoch")) ? atoi(v) : 0) + 1;
-  st->step = (v = wrn_st_meta(f, "step_in_epoch")) ? atoll(v) : 0;
-  if ((v = wrn_st_meta(f, "partial_loss_sum"))) st->loss_sum = strtod(v, NULL);
-  if ((v = wrn_st_meta(f, "partial_correct"))) st->correct = atoll(v);
-  if ((v = wrn_st_meta(f, "partial_seen"))) st->seen = atoll(v);
-  if ((v = wrn_st_meta(f, "partial_train_time"))) t->time_done = strtod(v, NULL);
-  if ((v = wrn_st_meta(f, "best_test_acc"))) st->best_acc = strtod(v, NULL);
+  int n = wrn_st_meta_count(f);
+  const char **keys = calloc((size_t)n + 1, sizeof *keys), **vals = calloc((size_t)n + 1, sizeof *vals);
+  if (!keys || !vals) {
+    free(keys), free(vals);
+    return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
+  }
+  for (int i = 0; i < n; i++) wrn_st_meta_at(f, i, &keys[i], &vals[i]);
+  wrn_resume_point r;
+  wrn_status s = wrn_resume_point_parse(&r, keys, vals, n, path, t->o.epochs,
+                                        st->steps_per_epoch, t->o.batch);
+  free(keys), free(vals);
+  if (s != WRN_OK) return s;
+  *completed = r.completed;
+  st->epoch = r.completed + 1;
+  st->step = r.step;
+  st->loss_sum = r.loss_sum;
+  st->correct = r.correct;
+  st->seen = r.seen;
+  t->time_done = r.train_time;
+  st->best_acc = r.best_acc;
   st->train_time = t->time_done;
+  return WRN_OK;
 }
 
 /* Writes a checkpoint of the run: weights, momentum, the stored options and where the run
@@ -637,6 +697,18 @@ static wrn_status setup(wrn_trainer *t) {
   int eval = t->mode == WRN_TRAIN_EVAL;
   wrn_status s;
   if (!eval && (s = run_dir_prepare(t)) != WRN_OK) return s;
+  /* The data folder as an absolute path, so a resume from anywhere finds it. */
+  char *abs = realpath(o->data, NULL);
+  if (abs) {
+    size_t al = strlen(abs);
+    if (al >= sizeof o->data) {
+      free(abs);
+      return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "--data: the absolute path of %s is %zu "
+                      "characters long, the most is %zu", o->data, al, sizeof o->data - 1);
+    }
+    memcpy(o->data, abs, al + 1);
+    free(abs);
+  }
   if (o->dataset == WRN_DATASET_AUTO && wrn_dataset_detect(o->data) == WRN_DATASET_IMAGEFOLDER)
     o->dataset = WRN_DATASET_IMAGEFOLDER;
   if (o->dataset == WRN_DATASET_IMAGEFOLDER) {
@@ -680,15 +752,25 @@ static wrn_status setup(wrn_trainer *t) {
   }
   st->steps_per_epoch = wrn_loader_steps(t->train_l); /* >= 1: the loader refuses fewer */
   if (t->mode == WRN_TRAIN_RESUME) {
+    char from[1100];
     wrn_st_file *f;
-    TRAIN_TRY("loading the checkpoint to resume", wrn_st_open(&f, st->last_path));
-    s = wrn_replicas_load(&t->reps, f, st->last_path, 1);
-    if (s == WRN_OK) {
-      resume_state_read(t, f);
-      s = wrn_train_context(log_repair(t, f), "repairing the log");
-    } else {
-      s = wrn_train_context(s, "loading the checkpoint to resume");
-    }
+    int completed = 0;
+    TRAIN_TRY("resuming", wrn_train_resume_file(o->out, from, sizeof from));
+    TRAIN_TRY("loading the checkpoint to resume", wrn_st_open(&f, from));
+    const char *model = wrn_st_meta(f, "--model");
+    if (!model || strcmp(model, o->model))
+      s = wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                   "the run in %s is %s, not --model %s: a resumed run keeps its model (start "
+                   "another with --init %s)",
+                   o->out, model ? model : "of no known model", o->model, from);
+    else s = wrn_replicas_load(&t->reps, f, from, WRN_CHECKPOINT_MOMENTUM);
+    if (s == WRN_OK) s = resume_state_read(t, f, from, &completed);
+    if (s != WRN_OK) s = wrn_train_context(s, "loading the checkpoint to resume");
+    /* The log holds whole lines only (a record cut by a crash was never reported as
+     * written); then the record a stop kept in the checkpoint. */
+    if (s == WRN_OK) s = wrn_train_context(wrn_jsonl_open_trim(&t->log, st->log_path, NULL),
+                                           "opening the log");
+    if (s == WRN_OK) s = wrn_train_context(log_repair(t, f, from, completed), "repairing the log");
     wrn_st_close(f);
     if (s != WRN_OK) return s;
   } else {
@@ -696,12 +778,12 @@ static wrn_status setup(wrn_trainer *t) {
     if (o->init[0]) {
       wrn_st_file *f;
       TRAIN_TRY("--init", wrn_st_open(&f, o->init));
-      s = wrn_replicas_load(&t->reps, f, o->init, 0);
+      s = wrn_replicas_load(&t->reps, f, o->init, o->init_extra ? WRN_CHECKPOINT_EXTRA : 0);
       wrn_st_close(f);
       TRAIN_TRY("--init", s);
     }
+    TRAIN_TRY("opening the log", wrn_jsonl_open_trim(&t->log, st->log_path, NULL));
   }
-  TRAIN_TRY("opening the log", wrn_jsonl_open(&t->log, st->log_path));
   TRAIN_TRY("opening the log", wrn_json_new(&t->js));
   return WRN_OK;
 }
@@ -776,8 +858,8 @@ wrn_status wrn_trainer_evaluate(wrn_trainer *t, double *loss, double *acc) {
   return WRN_OK;
 }
 
-/* The end of an epoch: evaluation, the log line, last.safetensors (and best.safetensors when
- * this is the best test accuracy yet), then the line appended to the log; a stop between the
+/* The end of an epoch: evaluation, the log line, best.safetensors when this is the best test
+ * accuracy yet, last.safetensors, then the line appended to the log; a stop between the
  * checkpoint and the log is repaired on resume from the line kept in the checkpoint. */
 static wrn_status epoch_end(wrn_trainer *t) {
   wrn_train_state *st = &t->st;
@@ -801,8 +883,10 @@ static wrn_status epoch_end(wrn_trainer *t) {
   if (e.best) st->best_acc = e.test_acc;
   char *line = strdup(wrn_json_text(t->js));
   if (!line) return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
-  s = save_checkpoint(t, st->last_path, e.epoch, line);
-  if (s == WRN_OK && e.best) s = save_checkpoint(t, st->best_path, e.epoch, line);
+  /* best first: a stop between the two leaves best ahead of last (a resume redoes the
+   * epoch and writes the same best again), never behind what last records. */
+  s = e.best ? save_checkpoint(t, st->best_path, e.epoch, line) : WRN_OK;
+  if (s == WRN_OK) s = save_checkpoint(t, st->last_path, e.epoch, line);
   if (s == WRN_OK) s = wrn_train_context(wrn_jsonl_append(t->log, t->js, NULL), "writing the log");
   if (s == WRN_OK) {
     st->epoch++;

@@ -15,6 +15,27 @@ wrn_status wrn_train_context(wrn_status s, const char *what);
     if (train_try_s_ != WRN_OK) return wrn_train_context(train_try_s_, what);               \
   } while (0)
 
+/* Where a checkpoint says its run stands. */
+typedef struct wrn_resume_point {
+  int completed;            /* epochs completed */
+  int64_t step;             /* steps done in the next one */
+  int64_t correct, seen;    /* that epoch's counters so far */
+  double loss_sum, train_time;
+  double best_acc;          /* best test accuracy of the run, % */
+} wrn_resume_point;
+/* Reads the metadata pairs keys[i] = vals[i] of checkpoint `path` as strictly as flags:
+ * epoch in 0..epochs and step_in_epoch in 0..steps_per_epoch-1 (both required), partial_seen
+ * at most step_in_epoch * batch, partial_correct at most partial_seen, finite non-negative
+ * sums and times, best_test_acc in [0, 100], format wrn-checkpoint-1 when given. FORMAT naming
+ * the file and the key otherwise. */
+wrn_status wrn_resume_point_parse(wrn_resume_point *r, const char *const *keys,
+                                  const char *const *vals, int n, const char *path,
+                                  int epochs, int64_t steps_per_epoch, int batch);
+/* WRN_OK when `line` is one JSON object (no newline) whose "epoch" is `epoch`. */
+wrn_status wrn_resume_log_line_check(const char *line, int epoch, const char *path);
+/* The epoch of the last whole record of a log (0 when there is none or no file). */
+wrn_status wrn_resume_log_last_epoch(const char *path, int *epoch);
+
 /* The replicas of the network a run trains. The run (io/train.c) hands each global batch to
  * wrn_replicas_train and never touches a device itself; today there is one replica on one
  * device. A data-parallel set splits the batch here, runs each replica on its own

@@ -13,6 +13,16 @@
 extern "C" {
 #endif
 
+/* ---------------------------------------------------------------- numbers from text */
+
+/* Strict numbers for flags and stored values: the whole string in plain decimal (an
+ * optional leading '-' for signed and real values; no spaces, '+' signs, hexadecimal, inf
+ * or nan), within [lo, hi]. 0 on success, -1 otherwise (*out unchanged). Reals take
+ * "1", "0.5", ".5", "5e-4". */
+int wrn_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
+int wrn_parse_u64(const char *s, uint64_t *out);
+int wrn_parse_real(const char *s, double lo, double hi, double *out);
+
 /* ---------------------------------------------------------------- data sets */
 
 typedef enum wrn_dataset_kind {
@@ -265,6 +275,12 @@ wrn_status wrn_jsonl_open(wrn_jsonl **out, const char *path);
  * cut back to its previous length, so no reported record is ever half written. If line is
  * not NULL it receives the text written (without the newline), valid like wrn_json_text. */
 wrn_status wrn_jsonl_append(wrn_jsonl *l, const wrn_json *obj, const char **line);
+/* Like wrn_jsonl_open, but a partial last line is cut off instead, so the file holds only
+ * whole lines (a record never reported as written); *cut (may be NULL) gets the bytes
+ * removed. */
+wrn_status wrn_jsonl_open_trim(wrn_jsonl **out, const char *path, size_t *cut);
+/* Appends text (one record, no newline in it) as wrn_jsonl_append does an object. */
+wrn_status wrn_jsonl_append_line(wrn_jsonl *l, const char *text);
 void wrn_jsonl_close(wrn_jsonl *l);
 
 /* ---------------------------------------------------------------- JSON reader */

@@ -76,6 +76,8 @@ typedef struct wrn_train_options {
   char out[1024];   /* --out: the run folder; "" gives runs/<model>-<yyyymmdd-hhmmss> */
   char init[1024];  /* --init: start from this checkpoint's weights (not its momentum);
                        in WRN_TRAIN_EVAL mode, the checkpoint evaluated */
+  int init_extra;   /* --init-extra on|off (off): --init takes the tensors of the model and
+                       ignores others; off refuses a checkpoint with tensors it lacks */
 } wrn_train_options;
 
 /* The recipe: wrn-28-10, 200 epochs of batch 128, lr 0.1 x0.2 at 60/120/160, wd 5e-4,
@@ -147,12 +149,19 @@ typedef struct wrn_checkpoint_meta {
  * input_std, input_scale, bn_eps, bn_momentum; tools/wrn_torch.py reads them), atomically (wrn_st_writer_write: an existing file survives a failure). */
 wrn_status wrn_checkpoint_save(wrn_net *net, const char *path, const wrn_checkpoint_meta *meta,
                                int nmeta, int with_momentum);
-/* Loads parameters and running statistics (and with with_momentum the momentum) from an
- * open file (`path` names it in messages) after checking every tensor's name, shape and
- * type against the network: FORMAT naming the tensor and both shapes otherwise, and then
- * the network is unchanged. Tensors the network does not have are ignored. */
+/* Flags of wrn_checkpoint_load. */
+enum {
+  WRN_CHECKPOINT_MOMENTUM = 1, /* load the momentum buffer too ("momentum.<name>") */
+  WRN_CHECKPOINT_EXTRA = 2     /* ignore tensors the network does not have */
+};
+/* Loads parameters and running statistics (and with WRN_CHECKPOINT_MOMENTUM the momentum)
+ * from an open file (`path` names it in messages) after checking every tensor's name, shape,
+ * type and values against the network: FORMAT naming the tensor otherwise (a tensor missing,
+ * of another shape or type, holding NaN or an infinity, or, without WRN_CHECKPOINT_EXTRA, a
+ * tensor the network does not have; "momentum.<parameter>" tensors are always allowed), and
+ * then the network is unchanged. */
 wrn_status wrn_checkpoint_load(wrn_net *net, const wrn_st_file *f, const char *path,
-                               int with_momentum);
+                               int flags);
 
 /* ---------------------------------------------------------------- a run */
 
@@ -216,12 +225,21 @@ typedef struct wrn_train_hooks {
   const volatile sig_atomic_t *stop;
 } wrn_train_hooks;
 
-/* Sets up a run: in NEW mode prepares the run folder first (created, proven writable,
- * refused when it already holds a run); reads the data set, opens the device (o->device),
- * builds and finalizes the network (hooks->build), starts the batch loaders, then sets the
- * parameters (NEW: from o->seed and o->init; RESUME: everything from last.safetensors, and a
- * log line lost between the checkpoint and the log is appended; EVAL: o->init) and opens the
- * log. Nothing is warmed up or trained yet. *out is NULL on failure (everything undone; files
+/* The checkpoint `wrn train --resume DIR` continues from: DIR/last.safetensors, or
+ * DIR/best.safetensors when a stop came between the two at the first best epoch (best is
+ * written first and holds the same state then). IO saying that the folder holds no
+ * checkpoint yet (a run stopped before its first one: start it again, as a new run) when
+ * neither exists; INVALID_ARGUMENT when the path would not fit in n. */
+wrn_status wrn_train_resume_file(const char *dir, char *path, size_t n);
+
+/* Sets up a run: in NEW and RESUME mode prepares the run folder first (created, proven
+ * writable; NEW refuses a folder that holds a run: a checkpoint or a log with records; the
+ * temporary files of killed writes in it are removed); o->data is made absolute; reads the
+ * data set, opens the device (o->device), builds and finalizes the network (hooks->build),
+ * starts the batch loaders, then sets the parameters (NEW: from o->seed and o->init; RESUME:
+ * everything from wrn_train_resume_file's checkpoint, refused when it is of another --model
+ * or its metadata is out of range; a partial last log line is cut off and a log line lost
+ * between the checkpoint and the log is appended; EVAL: o->init) and opens the log. Nothing is warmed up or trained yet. *out is NULL on failure (everything undone; files
  * written before are left). */
 wrn_status wrn_trainer_open(wrn_trainer **out, const wrn_train_options *o,
                             const wrn_train_hooks *hooks, wrn_train_mode mode);
@@ -231,10 +249,11 @@ void wrn_trainer_free(wrn_trainer *t); /* NULL is fine; writes nothing */
  * first (timed) step; changes no state. Done by the first step when not called. */
 wrn_status wrn_trainer_warmup(wrn_trainer *t);
 /* The next training step of the run (starting its epoch when it is the first); after an
- * epoch's last step also the epoch's end: evaluation, last.safetensors (and best when the
- * test accuracy is the best so far), then the log line. Sets *done (may be NULL) once every
- * epoch is done; a step then does nothing. A non-finite loss fails the step (FORMAT, saying
- * to lower the learning rate) with the last checkpoint intact. */
+ * epoch's last step also the epoch's end: evaluation, best.safetensors when the test
+ * accuracy is the best so far, then last.safetensors (so best is never behind what last
+ * records), then the log line. Sets *done (may be NULL) once every epoch is done; a step
+ * then does nothing. A non-finite loss fails the step (FORMAT, saying to lower the learning
+ * rate) with the last checkpoint intact. */
 wrn_status wrn_trainer_step(wrn_trainer *t, int *done);
 /* Steps until the run is done (WRN_OK) or hooks->stop is set: then writes last.safetensors
  * at the current step and returns WRN_STATUS_INTERRUPTED, and wrn_trainer_open in RESUME

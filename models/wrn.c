@@ -9,25 +9,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The decimal number at *p (1 to 4 digits, no sign or space) ending at `stop`; -1 when
+ * there is none. */
+static int model_number(const char **p, char stop) {
+  int v = 0, n = 0;
+  const char *s = *p;
+  while (*s >= '0' && *s <= '9' && n < 5) v = v * 10 + (*s++ - '0'), n++;
+  if (n == 0 || n > 4 || *s != stop) return -1;
+  *p = s;
+  return v;
+}
+
 wrn_status wrn_model_parse(const char *name, wrn_model_spec *spec) {
-  int d, k;
-  char tail;
-  if (name && (sscanf(name, "preresnet-%d%c", &d, &tail) == 1 ||
-               sscanf(name, "PreResNet-%d%c", &d, &tail) == 1)) {
-    spec->arch = WRN_ARCH_PREACT;
-    spec->depth = d;
-    spec->width = 1;
-    return wrn_model_check(spec);
+  const char *p = name;
+  int d = -1, k = -1;
+  /* preresnet-D and resnet-D: one number (strict, as for wrn-D-K below). */
+  static const char *const fam[4] = {"preresnet-", "PreResNet-", "resnet-", "ResNet-"};
+  for (int f = 0; p && f < 4; f++)
+    if (!strncmp(p, fam[f], strlen(fam[f]))) {
+      const char *q = p + strlen(fam[f]);
+      d = model_number(&q, '\0');
+      if (d < 0) break;
+      spec->arch = f < 2 ? WRN_ARCH_PREACT : WRN_ARCH_RESNET;
+      spec->depth = d;
+      spec->width = 1;
+      return wrn_model_check(spec);
+    }
+  d = -1;
+  if (p && (!strncmp(p, "wrn-", 4) || !strncmp(p, "WRN-", 4))) {
+    p += 4;
+    d = model_number(&p, '-');
+    if (d >= 0) {
+      p++;
+      k = model_number(&p, '\0');
+    }
   }
-  if (name && (sscanf(name, "resnet-%d%c", &d, &tail) == 1 ||
-               sscanf(name, "ResNet-%d%c", &d, &tail) == 1)) {
-    spec->arch = WRN_ARCH_RESNET;
-    spec->depth = d;
-    spec->width = 1;
-    return wrn_model_check(spec);
-  }
-  if (!name || (sscanf(name, "wrn-%d-%d%c", &d, &k, &tail) != 2 &&
-                sscanf(name, "WRN-%d-%d%c", &d, &k, &tail) != 2))
+  if (d < 0 || k < 0)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                     "model '%s' is not of the form wrn-D-K (e.g. wrn-28-10), preresnet-D "
                     "(164, 1001), resnet-D or wrn-D-K with D = 50, 101, 152 (resnet-50, "

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -344,11 +345,325 @@ static void test_interrupt_resume(void **state) {
   same_weights(full, b);
 }
 
+/* ---------------------------------------------------------------- strict input */
+
+/* A string of n copies of c under the temporary folder: "TMP/xxxx...". */
+static void long_path(char *buf, size_t cap, size_t n) {
+  size_t l = (size_t)snprintf(buf, cap, "%s/", tmp);
+  while (l < n && l + 1 < cap) buf[l++] = 'x';
+  buf[l] = '\0';
+}
+
+static void test_strict_flags(void **state) {
+  (void)state;
+  /* Numbers: plain decimal only, the whole text, in range. */
+  static const char *const bad[][2] = {
+      {"--lr", "0x10"},        {"--lr", "inf"},       {"--lr", "nan"},
+      {"--lr", "' 0.1'"},      {"--lr", "0.1x"},      {"--lr", "1e999"},
+      {"--epochs", "+3"},      {"--epochs", "3.0"},   {"--epochs", "99999999999999999999"},
+      {"--batch", "1e2"},      {"--batch", "' 32'"},  {"--seed", "-1"},
+      {"--seed", "0x1"},       {"--epoch-step", "10,,20"}, {"--epoch-step", "' 10'"},
+      {"--train-limit", "-0x1"}, {"--dropout", "0.5e"}, {"--wd", "."},
+      {"--model", "wrn-99999999999-1"}, {"--model", "'wrn- 10-1'"}, {"--model", "wrn-10-1x"},
+      {"--model", "wrn-+10-1"}, {"--model", "wrn-10--1"}, {"--model", "wrn-0010-00001"},
+      {"--device", "''"},      {"--data", "''"},      {"--out", "''"},
+      {"--init", "''"},        {"--labels", "''"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    /* The small run's flags after the bad one: a binary that took the bad value would
+     * train briefly and fail the check, not train for hours. */
+    int rc = run(out, sizeof out, "train --data %s %s %s --out %s/strict " SMALL " --epochs 1",
+                 sample, bad[i][0], bad[i][1], tmp);
+    if (rc != 2) fail_msg("%s %s: exit %d, wanted 2:\n%s", bad[i][0], bad[i][1], rc, out);
+    expect(out, bad[i][0]);
+  }
+  /* Each flag once. */
+  assert_int_equal(run(out, sizeof out, "train --data %s --lr 0.1 --lr 0.2", sample), 2);
+  expect(out, "--lr is given twice");
+  assert_int_equal(run(out, sizeof out, "train --data %s --data %s", sample, sample), 2);
+  expect(out, "--data");
+  assert_int_equal(run(out, sizeof out, "train --resume %s/a --resume %s/b", tmp, tmp), 2);
+  expect(out, "--resume");
+  assert_int_equal(run(out, sizeof out, "eval --checkpoint a --checkpoint b --data %s", sample), 2);
+  expect(out, "--checkpoint");
+  /* Too long for its field: refused, never cut to another folder. */
+  static char lp[1300];
+  long_path(lp, sizeof lp, 1100);
+  assert_int_equal(run(out, sizeof out, "train --data %s --out %s", sample, lp), 2);
+  expect(out, "--out");
+  assert_int_equal(run(out, sizeof out, "train --data %s", lp), 2);
+  expect(out, "--data");
+  assert_int_equal(run(out, sizeof out, "train --resume %s", lp), 2);
+  expect(out, "--resume");
+  assert_int_equal(run(out, sizeof out, "train --data %s --init %s", sample, lp), 2);
+  expect(out, "--init");
+  static char dev[400];
+  memset(dev, 'd', 300);
+  dev[300] = '\0';
+  assert_int_equal(run(out, sizeof out, "train --data %s --device %s", sample, dev), 2);
+  expect(out, "--device");
+  assert_int_equal(run(out, sizeof out, "bench --device %s", dev), 2);
+  expect(out, "--device");
+  /* Nothing of those was created. */
+  struct stat st;
+  char p[8192];
+  snprintf(p, sizeof p, "%s/strict", tmp);
+  assert_int_not_equal(stat(p, &st), 0);
+}
+
+/* Writes dst from src's tensors and metadata with changes: an extra tensor, a NaN (or
+ * infinity) as the first element of tensor `poison`, metadata key set to value. */
+static void rewrite(const char *src, const char *dst, int extra, const char *poison, double bad,
+                    const char *key, const char *value) {
+  wrn_st_file *f;
+  WT_OK(wrn_st_open(&f, src));
+  wrn_st_writer *w;
+  WT_OK(wrn_st_writer_new(&w));
+  void *copy = NULL;
+  for (int i = 0; i < wrn_st_count(f); i++) {
+    const wrn_st_tensor *t = wrn_st_at(f, i);
+    const void *data = t->data;
+    if (poison && !strcmp(t->name, poison)) {
+      copy = malloc(t->nbytes);
+      assert_non_null(copy);
+      memcpy(copy, t->data, t->nbytes);
+      if (t->dtype == WRN_ST_F32) ((float *)copy)[0] = (float)bad;
+      else ((double *)copy)[0] = bad;
+      data = copy;
+    }
+    WT_OK(wrn_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, data));
+  }
+  static const float extra_v[4] = {1, 2, 3, 4};
+  const int64_t extra_shape[1] = {4};
+  if (extra) WT_OK(wrn_st_writer_add(w, "group9.block0.conv0", WRN_ST_F32, 1, extra_shape, extra_v));
+  int have = 0;
+  for (int i = 0; i < wrn_st_meta_count(f); i++) {
+    const char *k, *v;
+    wrn_st_meta_at(f, i, &k, &v);
+    if (key && !strcmp(k, key)) v = value, have = 1;
+    WT_OK(wrn_st_writer_meta(w, k, v));
+  }
+  if (key && !have) WT_OK(wrn_st_writer_meta(w, key, value));
+  WT_OK(wrn_st_writer_write(w, dst));
+  wrn_st_writer_free(w);
+  free(copy);
+  wrn_st_close(f);
+}
+
+/* The bytes of a file (NULL when it cannot be read); *n its length. */
+static char *slurp(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long len = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = malloc((size_t)len + 1);
+  assert_non_null(b);
+  *n = fread(b, 1, (size_t)len, f);
+  b[*n] = '\0';
+  fclose(f);
+  return b;
+}
+
+/* dir: a copy of the run folder tmp/full (last.safetensors and log.jsonl). */
+static void copy_run(const char *dir) {
+  char a[8192], b[8192];
+  mkdir(dir, 0755);
+  const char *files[3] = {"last.safetensors", "best.safetensors", "log.jsonl"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(a, sizeof a, "%s/full/%s", tmp, files[i]);
+    snprintf(b, sizeof b, "%s/%s", dir, files[i]);
+    struct stat st;
+    if (stat(a, &st) == 0) copy_file(a, b, -1);
+  }
+}
+
+static void test_checkpoint_contents(void **state) {
+  (void)state;
+  char ck[8192], bad[8300], dir[8192];
+  snprintf(ck, sizeof ck, "%s/full/last.safetensors", tmp);
+  struct stat st;
+  if (stat(ck, &st) != 0) skip(); /* made by test_resume_exact */
+  snprintf(bad, sizeof bad, "%s/poisoned.safetensors", tmp);
+  /* NaN and infinite weights. */
+  const double poisons[2] = {NAN, -INFINITY};
+  for (int i = 0; i < 2; i++) {
+    rewrite(ck, bad, 0, "conv0", poisons[i], NULL, NULL);
+    assert_int_equal(run(out, sizeof out, "eval --checkpoint %s --data %s --test-limit 64", bad, sample), 1);
+    expect(out, "'conv0' holds");
+    expect(out, "poisoned.safetensors");
+  }
+  rewrite(ck, bad, 0, "momentum.fc.weight", NAN, NULL, NULL);
+  snprintf(dir, sizeof dir, "%s/nanmom", tmp);
+  copy_run(dir);
+  char p[8300];
+  snprintf(p, sizeof p, "%s/last.safetensors", dir);
+  copy_file(bad, p, -1);
+  assert_int_equal(run(out, sizeof out, "train --resume %s --epochs 3", dir), 1);
+  expect(out, "momentum.fc.weight");
+  /* A tensor the model does not have: eval and --init refuse, --init-extra on takes it. */
+  snprintf(bad, sizeof bad, "%s/extra.safetensors", tmp);
+  rewrite(ck, bad, 1, NULL, 0, NULL, NULL);
+  assert_int_equal(run(out, sizeof out, "eval --checkpoint %s --data %s --test-limit 64", bad, sample), 1);
+  expect(out, "group9.block0.conv0");
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --epochs 1 --data %s --init %s --out %s/init-extra", sample, bad, tmp), 1);
+  expect(out, "group9.block0.conv0");
+  expect(out, "--init-extra");
+  snprintf(p, sizeof p, "%s/init-extra", tmp);
+  t_rm_tree(p);
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --epochs 1 --data %s --init %s --init-extra on --out %s/init-extra", sample, bad, tmp), 0);
+  /* A larger model's checkpoint into a smaller one: refused, not partly taken. */
+  assert_int_equal(run(out, sizeof out, "train --model wrn-16-1 --train-limit 64 --test-limit 64 --batch 32 --epochs 1 --progress off --data %s --out %s/w16", sample, tmp), 0);
+  char w16[8300];
+  snprintf(w16, sizeof w16, "%s/w16/last.safetensors", tmp);
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --epochs 1 --data %s --init %s --out %s/from16", sample, w16, tmp), 1);
+  expect(out, "does not have");
+  /* --resume with another --model: refused, the run's files untouched. */
+  snprintf(p, sizeof p, "%s/w16/log.jsonl", tmp);
+  size_t n1, n2, l1, l2;
+  char *before = slurp(w16, &n1), *log_before = slurp(p, &l1);
+  assert_int_not_equal(run(out, sizeof out, "train --resume %s/w16 --model wrn-10-1 --epochs 2", tmp), 0);
+  expect(out, "wrn-16-1");
+  char *after = slurp(w16, &n2), *log_after = slurp(p, &l2);
+  assert_true(n1 == n2 && !memcmp(before, after, n1));
+  assert_true(l1 == l2 && !memcmp(log_before, log_after, l1));
+  free(before), free(after), free(log_before), free(log_after);
+}
+
+static void test_resume_metadata(void **state) {
+  (void)state;
+  char ck[8192], dir[8192], p[8300];
+  snprintf(ck, sizeof ck, "%s/full/last.safetensors", tmp);
+  struct stat st;
+  if (stat(ck, &st) != 0) skip();
+  static const char *const bad[][2] = {
+      {"epoch", "-3"},           {"epoch", "2x"},          {"epoch", ""},
+      {"epoch", "0x1"},          {"step_in_epoch", "-1"},  {"step_in_epoch", "99999"},
+      {"partial_correct", "-1"}, {"partial_seen", "1e3"},  {"partial_seen", "100000"},
+      {"partial_loss_sum", "nan"}, {"partial_loss_sum", "-2"}, {"partial_train_time", "inf"},
+      {"best_test_acc", "150"},  {"best_test_acc", "-0.5"}, {"best_test_acc", "NaN"},
+      {"format", "wrn-checkpoint-9"}, {"log_line", "{\"epoch\":7}"}, {"log_line", "not json"},
+  };
+  snprintf(dir, sizeof dir, "%s/meta", tmp);
+  snprintf(p, sizeof p, "%s/last.safetensors", dir);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    t_rm_tree(dir);
+    copy_run(dir);
+    rewrite(ck, p, 0, NULL, 0, bad[i][0], bad[i][1]);
+    int rc = run(out, sizeof out, "train --resume %s --epochs 3", dir);
+    if (rc != 1) fail_msg("%s=%s: exit %d, wanted 1:\n%s", bad[i][0], bad[i][1], rc, out);
+    expect(out, bad[i][0]);
+    expect(out, "last.safetensors");
+  }
+  /* Fewer epochs than the run completed: said so. */
+  t_rm_tree(dir);
+  copy_run(dir);
+  assert_int_equal(run(out, sizeof out, "train --resume %s --epochs 1", dir), 1);
+  expect(out, "--epochs");
+}
+
+static void test_run_folder_states(void **state) {
+  (void)state;
+  char ck[8192], dir[8192], p[8300], q[8300];
+  snprintf(ck, sizeof ck, "%s/full/last.safetensors", tmp);
+  struct stat st;
+  if (stat(ck, &st) != 0) skip();
+  /* Only best.safetensors: a run, not overwritten; --resume continues from it. */
+  snprintf(dir, sizeof dir, "%s/bestonly", tmp);
+  mkdir(dir, 0755);
+  snprintf(p, sizeof p, "%s/best.safetensors", dir);
+  copy_file(ck, p, -1);
+  size_t n1, n2;
+  char *before = slurp(p, &n1);
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --epochs 1 --data %s --out %s", sample, dir), 1);
+  expect(out, "best.safetensors");
+  expect(out, "--resume");
+  char *after = slurp(p, &n2);
+  assert_true(n1 == n2 && !memcmp(before, after, n1));
+  free(before), free(after);
+  assert_int_equal(run(out, sizeof out, "train --resume %s", dir), 0);
+  expect(out, "resuming");
+  /* No checkpoint yet (an empty log): --resume says to start again, and a new run may. */
+  snprintf(dir, sizeof dir, "%s/nockpt", tmp);
+  mkdir(dir, 0755);
+  snprintf(p, sizeof p, "%s/log.jsonl", dir);
+  FILE *f = fopen(p, "w");
+  assert_non_null(f);
+  fclose(f);
+  assert_int_equal(run(out, sizeof out, "train --resume %s", dir), 1);
+  expect(out, "no checkpoint");
+  /* Temporary files of killed writes: those of dead processes go at the next start; one
+   * of a live process stays. */
+  pid_t dead = 0;
+  for (pid_t c = 4000000; c > 1000; c -= 7919)
+    if (kill(c, 0) != 0 && errno == ESRCH) {
+      dead = c;
+      break;
+    }
+  assert_true(dead > 0);
+  snprintf(p, sizeof p, "%s/last.safetensors.tmp.%ld.0", dir, (long)dead);
+  copy_file(ck, p, -1);
+  snprintf(q, sizeof q, "%s/best.safetensors.tmp.%ld.3", dir, (long)getpid());
+  copy_file(ck, q, -1);
+  assert_int_equal(run(out, sizeof out, "train " SMALL " --epochs 1 --data %s --out %s", sample, dir), 0);
+  assert_int_not_equal(stat(p, &st), 0);
+  assert_int_equal(stat(q, &st), 0);
+  unlink(q);
+  /* A relative --data is stored absolute: a resume from elsewhere finds it. */
+  snprintf(dir, sizeof dir, "%s/reldata", tmp);
+  char parent[2048], cmd[16384];
+  snprintf(parent, sizeof parent, "%s", sample);
+  *strrchr(parent, '/') = '\0';
+  snprintf(cmd, sizeof cmd, "cd %s && %s train " SMALL " --epochs 1 --data cifar10-sample --out %s >/dev/null 2>&1",
+           parent, cli, dir);
+  assert_int_equal(system(cmd), 0);
+  snprintf(p, sizeof p, "%s/last.safetensors", dir);
+  wrn_st_file *sf;
+  WT_OK(wrn_st_open(&sf, p));
+  const char *d = wrn_st_meta(sf, "--data");
+  assert_non_null(d);
+  assert_true(d[0] == '/');
+  assert_non_null(strstr(d, "cifar10-sample"));
+  wrn_st_close(sf);
+  snprintf(cmd, sizeof cmd, "cd / && %s train --resume %s --epochs 2 --progress off >/dev/null 2>&1", cli, dir);
+  assert_int_equal(system(cmd), 0);
+}
+
+/* A torn last log line: cut off on resume, every line whole JSON, the lost record added. */
+static void test_log_repair(void **state) {
+  (void)state;
+  char dir[8192], p[8300];
+  snprintf(dir, sizeof dir, "%s/full/last.safetensors", tmp);
+  struct stat st;
+  if (stat(dir, &st) != 0) skip();
+  snprintf(dir, sizeof dir, "%s/torn", tmp);
+  copy_run(dir);
+  snprintf(p, sizeof p, "%s/log.jsonl", dir);
+  size_t n;
+  char *log = slurp(p, &n);
+  assert_non_null(log);
+  char *second = strchr(log, '\n');
+  assert_non_null(second);
+  second++;
+  size_t keep = (size_t)(second - log) + strlen(second) / 2; /* the first line, half the second */
+  FILE *f = fopen(p, "wb");
+  fwrite(log, 1, keep, f);
+  fclose(f);
+  assert_int_equal(run(out, sizeof out, "train --resume %s", dir), 0);
+  size_t m;
+  char *fixed = slurp(p, &m);
+  assert_true(m == n && !memcmp(fixed, log, n)); /* the same two lines as before */
+  free(fixed);
+  free(log);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_flags),       cmocka_unit_test(test_summary),
       cmocka_unit_test(test_bad_data),        cmocka_unit_test(test_unwritable_and_oom),
       cmocka_unit_test(test_resume_exact),    cmocka_unit_test(test_bad_checkpoints),
-      cmocka_unit_test(test_interrupt_resume)};
+      cmocka_unit_test(test_interrupt_resume), cmocka_unit_test(test_strict_flags),
+      cmocka_unit_test(test_checkpoint_contents), cmocka_unit_test(test_resume_metadata),
+      cmocka_unit_test(test_run_folder_states), cmocka_unit_test(test_log_repair)};
   return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }

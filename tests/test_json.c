@@ -7,6 +7,8 @@
 
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static wrn_jv *parse(const char *text) {
   wrn_jv *v = NULL;
@@ -111,9 +113,50 @@ static void test_refusals(void **state) {
   expect_refused("{\"epoch\":3,\"test_acc\":9", "unterminated object");
 }
 
+/* wrn_jsonl_open_trim cuts a partial last line (and only that); records appended after it
+ * are whole lines. */
+static void test_log_trim(void **state) {
+  (void)state;
+  char path[] = "/tmp/wrn-json-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  const char *text = "{\"epoch\":1}\n{\"epoch\":2}\n{\"epo";
+  assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  close(fd);
+  wrn_jsonl *l;
+  size_t cut = 0;
+  WT_OK(wrn_jsonl_open_trim(&l, path, &cut));
+  assert_int_equal(cut, 5);
+  WT_OK(wrn_jsonl_append_line(l, "{\"epoch\":3}"));
+  assert_int_equal(wrn_jsonl_append_line(l, "{\"a\":1}\n{}"), WRN_STATUS_INVALID_ARGUMENT);
+  wrn_jsonl_close(l);
+  /* Whole lines only: nothing to cut. */
+  WT_OK(wrn_jsonl_open_trim(&l, path, &cut));
+  assert_int_equal(cut, 0);
+  wrn_jsonl_close(l);
+  FILE *f = fopen(path, "rb");
+  char buf[256] = "";
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  assert_string_equal(buf, "{\"epoch\":1}\n{\"epoch\":2}\n{\"epoch\":3}\n");
+  /* A file that is one partial line becomes empty. */
+  f = fopen(path, "wb");
+  fputs("{\"ep", f);
+  fclose(f);
+  WT_OK(wrn_jsonl_open_trim(&l, path, &cut));
+  assert_int_equal(cut, 4);
+  wrn_jsonl_close(l);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_size, 0);
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_values),
                                      cmocka_unit_test(test_numbers_round_trip),
-                                     cmocka_unit_test(test_refusals)};
+                                     cmocka_unit_test(test_refusals),
+                                     cmocka_unit_test(test_log_trim)};
   return cmocka_run_group_tests_name("json", tests, NULL, NULL);
 }

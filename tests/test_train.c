@@ -128,6 +128,47 @@ static void test_options(void **state) {
   expect_error(wrn_train_option_set(&o, "--data", longpath), WRN_STATUS_INVALID_ARGUMENT,
                "--data");
   assert_memory_equal(&o, &keep, sizeof o);
+  /* Plain decimal only: no hexadecimal, infinities, NaN, spaces or signs where they do not
+   * belong; o unchanged. */
+  static const char *const strict_bad[][2] = {
+      {"--lr", "0x10"}, {"--lr", "inf"}, {"--lr", "nan"}, {"--lr", " 0.1"}, {"--lr", "0.1 "},
+      {"--lr", "+0.1"}, {"--lr", ""}, {"--epochs", "0x10"}, {"--epochs", " 3"}, {"--epochs", "+3"},
+      {"--epochs", "3e0"}, {"--seed", "-0"}, {"--seed", "18446744073709551616"},
+      {"--epoch-step", "1, 2"}, {"--epoch-step", "0x2"}, {"--epoch-step", ","},
+      {"--epoch-step", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33"}};
+  for (size_t i = 0; i < sizeof strict_bad / sizeof strict_bad[0]; i++) {
+    expect_error(wrn_train_option_set(&o, strict_bad[i][0], strict_bad[i][1]), WRN_STATUS_INVALID_ARGUMENT,
+                 strict_bad[i][0]);
+    assert_memory_equal(&o, &keep, sizeof o);
+  }
+  WT_OK(wrn_train_option_set(&o, "--wd", ".5e-3"));
+  assert_true(o.weight_decay == 0.5e-3);
+  WT_OK(wrn_train_option_set(&o, "--lr", "5."));
+  assert_true(o.lr == 5.0);
+  o = keep;
+  int64_t l;
+  double x;
+  assert_int_equal(wrn_parse_i64("-9223372036854775808", INT64_MIN, INT64_MAX, &l), 0);
+  assert_true(l == INT64_MIN);
+  assert_int_equal(wrn_parse_i64("9223372036854775808", INT64_MIN, INT64_MAX, &l), -1);
+  assert_int_equal(wrn_parse_i64("-", -5, 5, &l), -1);
+  assert_int_equal(wrn_parse_real("1e-320", 0, 1, &x), 0); /* subnormal, still a number */
+  assert_int_equal(wrn_parse_real("1e400", -1e308, 1e308, &x), -1);
+  assert_int_equal(wrn_parse_real("-.5", -1, 1, &x), 0);
+  assert_true(x == -0.5);
+  assert_int_equal(wrn_parse_real("1e", 0, 10, &x), -1);
+  /* Model names: wrn-D-K exactly. */
+  static const char *const bad_models[] = {"wrn-99999999999-1", "wrn- 10-1", "wrn-10- 1",
+                                           "wrn-+10-1", "wrn-10-1 ", "wrn-10", "wrn--10-1",
+                                           "wrn-10-1-", "Wrn-10-1", "wrn-1e1-1", ""};
+  for (size_t i = 0; i < sizeof bad_models / sizeof bad_models[0]; i++) {
+    wrn_model_spec ms = {0, 0, 10, 0, 3, 32, 32, WRN_ARCH_WRN};
+    expect_error(wrn_model_parse(bad_models[i], &ms), WRN_STATUS_INVALID_ARGUMENT, "");
+  }
+  wrn_model_spec ms = {0, 0, 10, 0, 3, 32, 32, WRN_ARCH_WRN};
+  WT_OK(wrn_model_parse("WRN-28-10", &ms));
+  assert_int_equal(ms.depth, 28);
+  assert_int_equal(ms.width, 10);
   /* What no single option can say. */
   expect_error(wrn_train_options_check(&o), WRN_STATUS_INVALID_ARGUMENT, "--data");
   WT_OK(wrn_train_option_set(&o, "--data", "somewhere"));

@@ -16,6 +16,11 @@ int arg_int_list(const char *cmd, const char *flag, const char *val, int lo, int
 /* One of the words in choices (NULL-terminated); *out = its index. */
 int arg_choice(const char *cmd, const char *flag, const char *val, const char *const *choices,
                int *out);
+/* Refuses a flag given a second time, or with an empty value unless allow_empty (val may be
+ * NULL for a flag without one); seen[] holds the *n flags met so far (at most max). 0, or 2
+ * after a message. */
+int arg_once(const char *cmd, const char *flag, const char *val, int allow_empty,
+             const char **seen, int *n, int max);
 /* The value after argv[*i] for a flag that needs one; NULL (after a message) when missing. */
 const char *arg_value(const char *cmd, int argc, char **argv, int *i);
 

@@ -339,8 +339,14 @@ int cmd_bench(int argc, char **argv) {
       wrn_model_name(&s, o.model, sizeof o.model);
     } else if (!strcmp(a, "--batch"))
       rc = arg_int_list("bench", a, v, 1, 1 << 20, o.batches, MAX_BATCHES, &o.nbatches);
-    else if (!strcmp(a, "--device"))
+    else if (!strcmp(a, "--device")) {
+      if (!v[0] || strlen(v) >= sizeof o.device) {
+        fprintf(stderr, "wrn bench: --device wants a selector of 1 to %zu characters, got %zu\n",
+                sizeof o.device - 1, strlen(v));
+        return 2;
+      }
       snprintf(o.device, sizeof o.device, "%s", v);
+    }
     else if (!strcmp(a, "--steps"))
       rc = arg_int("bench", a, v, 1, 100000, &o.steps);
     else if (!strcmp(a, "--warmup"))

@@ -48,6 +48,12 @@ static int set_option(wrn_train_options *o, const char *cmd, const char *flag, c
   return 0;
 }
 
+/* A cache (kernels, tuner) that could not be written: the run goes on without it. */
+static void print_warning(const char *cmd, wrn_trainer *t) {
+  const char *w = wrn_ctx_warning(wrn_net_ctx(wrn_trainer_net(t)));
+  if (w[0]) fprintf(stderr, "wrn %s: warning: %s\n", cmd, w);
+}
+
 /* The line that says what runs where. */
 static void print_setup(const char *cmd, wrn_trainer *t) {
   const wrn_train_options *o = wrn_trainer_options(t);
@@ -98,6 +104,7 @@ static void train_usage(FILE *f) {
           "                         it fits; checkpoints record the choices, --resume reuses them\n"
           "  --out DIR              run folder (runs/<model>-<time>); must not hold a run\n"
           "  --init FILE            start from the weights of a checkpoint\n"
+          "  --init-extra on|off    --init ignores tensors the model lacks (off: refused)\n"
           "  --resume DIR           continue the run in DIR exactly where it stopped\n"
           "  --progress auto|on|off progress line (auto: when stdout is a terminal)\n"
           "\n"
@@ -110,6 +117,16 @@ static void train_usage(FILE *f) {
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { g_stop = sig; }
+
+/* From before the run folder is touched: a signal at any point (reading data, building
+ * kernels, warming up) stops the run at its next step with a checkpoint. */
+static void catch_stops(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
 
 /* ---------------------------------------------------------------- progress */
 
@@ -160,6 +177,7 @@ static void on_event(const wrn_train_event *e, void *user) {
 static int train_run(const wrn_train_options *o, int resuming, printer *p) {
   wrn_train_hooks hooks = {build_model, on_event, p, &g_stop};
   wrn_trainer *t;
+  catch_stops();
   if (wrn_trainer_open(&t, o, &hooks, resuming ? WRN_TRAIN_RESUME : WRN_TRAIN_NEW) != WRN_OK) {
     fprintf(stderr, "wrn train: %s\n", wrn_last_error());
     return 1;
@@ -167,6 +185,7 @@ static int train_run(const wrn_train_options *o, int resuming, printer *p) {
   const wrn_train_state *st = wrn_trainer_state(t);
   const char *out = wrn_trainer_options(t)->out;
   print_setup("train", t);
+  print_warning("train", t);
   if (resuming)
     printf("train: resuming %s at epoch %d, step %" PRId64 "\n", out, st->epoch, st->step);
   fflush(stdout);
@@ -175,16 +194,13 @@ static int train_run(const wrn_train_options *o, int resuming, printer *p) {
     wrn_trainer_free(t);
     return 1;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  print_warning("train", t);
   printf("train: kernels ready after %.2f s of warm-up; %" PRId64 " steps per epoch, %zu "
          "training and %zu test images; run folder %s\n",
          st->warmup_seconds, st->steps_per_epoch, st->train_images, st->test_images, out);
   fflush(stdout);
   wrn_status s = wrn_trainer_run(t);
+  print_warning("train", t);
   int rc = 0;
   if (s == WRN_OK) {
     printf("train: done. final test accuracy %.2f%% (best %.2f%%, chance %.0f%%); log %s; "
@@ -230,6 +246,8 @@ int cmd_train(int argc, char **argv) {
   printer p = {isatty(1), 0, 0, 0, 0, 0};
   const char *resume = NULL;
   int explicit_flags = 0;
+  const char *seen[64];
+  int nseen = 0;
   /* First pass: --help and --resume, so that a resumed run starts from its stored options. */
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -237,13 +255,25 @@ int cmd_train(int argc, char **argv) {
       return 0;
     }
     if (!strcmp(argv[i], "--resume")) {
+      if (resume) {
+        fprintf(stderr, "wrn train: --resume is given twice; give each flag once\n");
+        return 2;
+      }
       if (!(resume = arg_value("train", argc, argv, &i))) return 2;
+      if (!resume[0]) {
+        fprintf(stderr, "wrn train: --resume has an empty value\n");
+        return 2;
+      }
     }
   }
   if (!resume) recipe_for(&o, argc, argv);
   if (resume) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/last.safetensors", resume);
+    char path[1100];
+    wrn_status rs = wrn_train_resume_file(resume, path, sizeof path);
+    if (rs != WRN_OK) {
+      fprintf(stderr, "wrn train: %s\n", wrn_last_error());
+      return rs == WRN_STATUS_INVALID_ARGUMENT ? 2 : 1;
+    }
     if (wrn_train_options_load(&o, path, 0) != WRN_OK) {
       cli_error("train", "--resume");
       return 1;
@@ -256,6 +286,7 @@ int cmd_train(int argc, char **argv) {
       continue;
     }
     if (!strcmp(a, "--no-nesterov")) {
+      if (arg_once("train", "--nesterov", NULL, 0, seen, &nseen, 64)) return 2;
       o.nesterov = 0;
       explicit_flags++;
       continue;
@@ -272,6 +303,7 @@ int cmd_train(int argc, char **argv) {
       return 2;
     }
     if (!(v = arg_value("train", argc, argv, &i))) return 2;
+    if (arg_once("train", a, v, !strcmp(a, "--epoch-step"), seen, &nseen, 64)) return 2;
     int rc = is_progress ? arg_choice("train", a, v, progress_kinds, &p.progress)
                          : set_option(&o, "train", a, v);
     if (rc) return rc;
@@ -296,6 +328,8 @@ int cmd_eval(int argc, char **argv) {
   wrn_train_options o;
   wrn_train_options_default(&o);
   const char *ckpt = NULL;
+  const char *seen[16];
+  int nseen = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -305,6 +339,7 @@ int cmd_eval(int argc, char **argv) {
       return 0;
     }
     if (!(v = arg_value("eval", argc, argv, &i))) return 2;
+    if (arg_once("eval", a, v, 0, seen, &nseen, 16)) return 2;
     if (!strcmp(a, "--checkpoint")) {
       ckpt = v;
       continue;

@@ -42,6 +42,11 @@ static int cmp_epoch(const void *a, const void *b) {
 int run_log_read(const char *cmd, const char *arg, run_log *r) {
   memset(r, 0, sizeof *r);
   struct stat st;
+  if (strlen(arg) + sizeof "/log.jsonl" > sizeof r->path) {
+    fprintf(stderr, "wrn %s: the path %.40s... is %zu characters long, the most is %zu\n", cmd,
+            arg, strlen(arg), sizeof r->path - sizeof "/log.jsonl");
+    return 1;
+  }
   if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
     snprintf(r->path, sizeof r->path, "%s/log.jsonl", arg);
     snprintf(r->name, sizeof r->name, "%s", arg);

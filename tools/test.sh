@@ -2,7 +2,8 @@
 # Installs what is missing, builds with warnings as errors, runs the whole test suite
 # (collecting the kernel builds it makes), compiles those kernels offline for AMD, NVIDIA and
 # SPIR-V (tools/cl_offline.py), then builds the unit tests with AddressSanitizer and
-# UndefinedBehaviorSanitizer and runs them.
+# UndefinedBehaviorSanitizer and runs them, and last runs each fuzz target of tests/fuzz for
+# WRN_FUZZ_SECONDS (60) with clang's libFuzzer (tools/fuzz.sh).
 # Idempotent: reuses build/ and build-asan/ when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,4 +36,8 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:new_delete_type_mismatch=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit
 t2=$(date +%s)
-echo "test.sh: sanitizer run passed in $((t2 - t1)) s; total $((t2 - t0)) s"
+echo "test.sh: sanitizer run passed in $((t2 - t1)) s; now each fuzz target for ${WRN_FUZZ_SECONDS:-60} s"
+# The readers under libFuzzer with AddressSanitizer and UndefinedBehaviorSanitizer (clang).
+bash tools/fuzz.sh "${WRN_FUZZ_SECONDS:-60}"
+t3=$(date +%s)
+echo "test.sh: fuzzing passed in $((t3 - t2)) s; total $((t3 - t0)) s"

@@ -1,0 +1,158 @@
+/* Writes the seed corpora of the fuzz targets: fuzz_seeds OUT_DIR CIFAR10_SAMPLE_DIR makes
+ * OUT_DIR/<target>/seed-<n>, small valid inputs of each reader (a checkpoint-like
+ * safetensors file, the first records of the CIFAR-10 sample and made-up CIFAR-100 records,
+ * resume metadata, log lines, a tuner store with right checksums). */
+#include "internal.h"
+#include "wrn_io.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *out_dir;
+
+static void put(const char *target, int n, const void *data, size_t len) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/%s", out_dir, target);
+  mkdir(p, 0755);
+  snprintf(p, sizeof p, "%s/%s/seed-%d", out_dir, target, n);
+  FILE *f = fopen(p, "wb");
+  if (!f || (len && fwrite(data, 1, len, f) != len) || fclose(f) != 0) {
+    fprintf(stderr, "fuzz_seeds: cannot write %s\n", p);
+    exit(1);
+  }
+}
+
+static void put_text(const char *target, int n, const char *text) {
+  put(target, n, text, strlen(text));
+}
+
+/* The whole file at path, at most max bytes; *len its size. */
+static unsigned char *slurp(const char *path, size_t max, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  unsigned char *b = malloc(max ? max : 1);
+  if (!f || !b) {
+    fprintf(stderr, "fuzz_seeds: cannot read %s\n", path);
+    exit(1);
+  }
+  *len = fread(b, 1, max, f);
+  fclose(f);
+  return b;
+}
+
+static const char *log_line =
+    "{\"model\":\"wrn-10-1\",\"classes\":10,\"epochs\":3,\"base_lr\":0.1,\"epoch_step\":\"2\","
+    "\"epoch\":1,\"lr\":0.1,\"loss\":2.25,\"train_loss\":2.25,\"train_acc\":15.625,"
+    "\"test_loss\":2.5,\"test_acc\":12.5,\"train_time\":0.5,\"test_time\":0.125,"
+    "\"n_parameters\":78042}";
+
+static void safetensors_seeds(void) {
+  wrn_st_writer *w;
+  float a[6] = {1, -2, 3.5f, 0, 1e-3f, 7};
+  double b[2] = {0.25, -8};
+  int64_t sa[2] = {2, 3}, sb[1] = {2};
+  if (wrn_st_writer_new(&w) != WRN_OK || wrn_st_writer_add(w, "conv0.weight", WRN_ST_F32, 2, sa, a) ||
+      wrn_st_writer_add(w, "momentum.conv0.weight", WRN_ST_F32, 2, sa, a) ||
+      wrn_st_writer_add(w, "bn.running_mean", WRN_ST_F64, 1, sb, b) ||
+      wrn_st_writer_meta(w, "--model", "wrn-10-1") || wrn_st_writer_meta(w, "--epochs", "3") ||
+      wrn_st_writer_meta(w, "format", "wrn-checkpoint-1") || wrn_st_writer_meta(w, "epoch", "1") ||
+      wrn_st_writer_meta(w, "step_in_epoch", "0") || wrn_st_writer_meta(w, "partial_seen", "0") ||
+      wrn_st_writer_meta(w, "best_test_acc", "12.5") || wrn_st_writer_meta(w, "log_line", log_line)) {
+    fprintf(stderr, "fuzz_seeds: %s\n", wrn_last_error());
+    exit(1);
+  }
+  char p[4096];
+  snprintf(p, sizeof p, "%s/seed.safetensors", out_dir);
+  if (wrn_st_writer_write(w, p) != WRN_OK) {
+    fprintf(stderr, "fuzz_seeds: %s\n", wrn_last_error());
+    exit(1);
+  }
+  wrn_st_writer_free(w);
+  size_t len;
+  unsigned char *d = slurp(p, 1 << 20, &len);
+  put("safetensors", 1, d, len);
+  put("json", 3, d + 8, len > 8 + 400 ? 400 : len - 8); /* the header's JSON, cut or whole */
+  free(d);
+  remove(p);
+  put_text("safetensors", 2, "\x02\0\0\0\0\0\0\0{}");
+}
+
+static void cifar_seeds(const char *sample) {
+  char p[4096];
+  size_t lt, le;
+  snprintf(p, sizeof p, "%s/data_batch_1.bin", sample);
+  unsigned char *tr = slurp(p, 2 * 3073, &lt);
+  snprintf(p, sizeof p, "%s/test_batch.bin", sample);
+  unsigned char *te = slurp(p, 3073, &le);
+  /* CIFAR-10: byte 0 = 2 training records << 1. */
+  size_t n = 1 + lt + le;
+  unsigned char *s = malloc(n + 3 * 3074);
+  if (!s) exit(1);
+  s[0] = 2 << 1;
+  memcpy(s + 1, tr, lt);
+  memcpy(s + 1 + lt, te, le);
+  put("cifar", 1, s, n);
+  /* CIFAR-100: coarse and fine labels, then the same pixels. */
+  s[0] = (2 << 1) | 1;
+  for (int r = 0; r < 3; r++) {
+    unsigned char *rec = s + 1 + (size_t)r * 3074;
+    rec[0] = (unsigned char)(3 + r);
+    rec[1] = (unsigned char)(40 + r);
+    memcpy(rec + 2, (r < 2 ? tr + (size_t)r * 3073 : te) + 1, 3072);
+  }
+  put("cifar", 2, s, 1 + 3 * 3074);
+  free(s), free(tr), free(te);
+}
+
+static void resume_seeds(void) {
+  char t[4096];
+  snprintf(t, sizeof t,
+           "format=wrn-checkpoint-1\nepoch=3\nstep_in_epoch=5\nglobal_step=1175\n"
+           "partial_seen=640\npartial_correct=100\npartial_loss_sum=1234.5\n"
+           "partial_train_time=12.25\nbest_test_acc=45.5\n--model=wrn-28-10\n--lr=0.1\n"
+           "--epoch-step=60,120,160\n--wd=5e-4\n--seed=18446744073709551615\n--augment=on\n"
+           "--dataset=cifar10\n--labels=fine\n--data=/data/cifar10\nlog_line=%s\n",
+           log_line);
+  put_text("resume", 1, t);
+  snprintf(t, sizeof t, "%s\n%s\n{\"epoch\":2", log_line, log_line);
+  put_text("resume", 2, t);
+  put_text("resume", 3, "epoch=0\nstep_in_epoch=0\n--model=WRN-16-8\n--dropout=.3\n");
+  put_text("json", 1, log_line);
+  put_text("json", 2, "[1,-0.5e+3,true,false,null,\"\\u00e9\\ud83d\\ude00\\n\",{\"a\":{}}]");
+}
+
+static void tune_seeds(void) {
+  char t[4096];
+  size_t len = (size_t)snprintf(t, sizeof t, "# wrn tuner 1 platform=Portable Computing "
+                                             "Language|device=cpu\n");
+  const char *entries[3][3] = {{"conv|fwd|32x16x32x32|k3s1p1|f32", "winograd4", "1.2500"},
+                               {"gemm|nn|256x256x256|f32", "clblast", "0.5000"},
+                               {"conv|bwd_data|128x160x16x16|k3s1p1|f32",
+                                "implicit:BM=64,BN=64,BK=16", "12.0000"}};
+  for (int i = 0; i < 3; i++) {
+    uint64_t h = wrn_hash64(WRN_HASH_INIT, entries[i][0], strlen(entries[i][0]));
+    h = wrn_hash64(h, "\t", 1);
+    h = wrn_hash64(h, entries[i][1], strlen(entries[i][1]));
+    h = wrn_hash64(h, "\t", 1);
+    h = wrn_hash64(h, entries[i][2], strlen(entries[i][2]));
+    len += (size_t)snprintf(t + len, sizeof t - len, "%s\t%s\t%s\t%016llx\n", entries[i][0],
+                            entries[i][1], entries[i][2], (unsigned long long)h);
+  }
+  put("tune", 1, t, len);
+  put_text("tune", 2, "# wrn tuner 1 x\nkey\tvalue\t1.0\t0000000000000000\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr, "usage: fuzz_seeds OUT_DIR CIFAR10_SAMPLE_DIR\n");
+    return 2;
+  }
+  out_dir = argv[1];
+  mkdir(out_dir, 0755);
+  safetensors_seeds();
+  cifar_seeds(argv[2]);
+  resume_seeds();
+  tune_seeds();
+  return 0;
+}

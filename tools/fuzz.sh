@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of tests/fuzz with clang (build-fuzz/) and runs each for
+# SECONDS (default 60) on a copy of its seed corpus, one after the other; prints the inputs
+# each ran and fails on the first crash or sanitizer report (the input is kept in
+# build-fuzz/findings/). Usage: tools/fuzz.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-60}
+shift || true
+targets=("$@")
+if ((${#targets[@]} == 0)); then targets=(safetensors cifar resume json tune); fi
+cc=""
+for c in clang-14 clang; do
+  if command -v "$c" >/dev/null; then cc=$c; break; fi
+done
+if [[ -z "$cc" ]]; then
+  echo "fuzz.sh: no clang found (tools/deps.sh --test installs clang-14 and libclang-rt-14-dev)" >&2
+  exit 1
+fi
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DWRN_FUZZ=ON -DWRN_BUILD_TESTS=OFF -DWRN_WERROR=ON >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_seed_corpora $(printf 'fuzz_%s ' "${targets[@]}")
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:new_delete_type_mismatch=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+mkdir -p build-fuzz/findings
+for t in "${targets[@]}"; do
+  corpus=build-fuzz/corpus/$t
+  mkdir -p "$corpus"
+  cp -n build-fuzz/tests/fuzz/seeds/"$t"/* "$corpus"/ 2>/dev/null || true
+  log=build-fuzz/fuzz-$t.log
+  if ! build-fuzz/tests/fuzz/fuzz_"$t" -max_total_time="$secs" -max_len=16384 -timeout=10 \
+      -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build-fuzz/findings/"$t"- \
+      "$corpus" >"$log" 2>&1; then
+    tail -n 60 "$log" >&2
+    echo "fuzz.sh: fuzz_$t found a problem; the input is in build-fuzz/findings/" >&2
+    exit 1
+  fi
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+  echo "fuzz.sh: fuzz_$t: ${runs:-?} inputs in ${secs} s, no crash, no sanitizer report"
+done
