@@ -1,6 +1,7 @@
 /* Input pipeline: uint8 images to normalised reals, with an optional random horizontal flip
  * and a crop out of a reflection-padded image (numpy 'reflect': the edge pixel is not
- * repeated). Sample i of a batch draws philox(ctr = (i, 0, step_lo, step_hi),
+ * repeated). Sample i of a batch (its index counting from the launch's global offset in
+ * planes divided by c: a slice of a global batch draws what the whole would) draws philox(ctr = (i, 0, step_lo, step_hi),
  * key = (seed_lo, seed_hi)): flip = r.x & 1, dy = below(r.y, 2 pad + 1),
  * dx = below(r.z, 2 pad + 1); host/augment.c (wrn_augment_params) draws the same.
  * A 2-D range: dimension 0 runs over the pixels of one plane (coalesced writes), dimension 1
@@ -19,8 +20,9 @@ __kernel void augment(__global real *y, ulong y_off, __global const uchar *img, 
   const uint hw = (uint)h * (uint)w;
   const uint pix = (uint)get_global_id(0);
   if (pix >= hw) return;
-  const uint plane = (uint)get_global_id(1); /* the range has exactly n*c planes */
-  const uint sample = plane / (uint)c, ch = plane % (uint)c;
+  /* The range has exactly n*c planes after its offset (first sample * c). */
+  const uint plane = (uint)(get_global_id(1) - get_global_offset(1));
+  const uint sample = (uint)get_global_id(1) / (uint)c, ch = plane % (uint)c;
   const int oy = (int)(pix / (uint)w), ox = (int)(pix % (uint)w);
   int sy = oy, sx = ox;
   if (augment) {

@@ -33,6 +33,11 @@ void wrn_augment_params(const wrn_augment *a, int i, int *flip, int *dy, int *dx
 
 wrn_status wrn_augment_forward(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_off, int n,
                                int c, int h, int w, const wrn_augment *a) {
+  return wrn_augment_forward_at(ctx, y, img, img_off, n, 0, c, h, w, a);
+}
+
+wrn_status wrn_augment_forward_at(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_off, int n,
+                                  size_t first, int c, int h, int w, const wrn_augment *a) {
   static const char *fn = "augment_forward";
   if (!ctx || !a)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: NULL %s", fn, ctx ? "options" : "context");
@@ -89,5 +94,10 @@ wrn_status wrn_augment_forward(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_o
   for (int ch = 0; ch < 3; ch++) wrn_arg_real(&k, sd[ch]);
   size_t lws[2] = {ctx->max_wg < 256 ? ctx->max_wg : 256, 1};
   size_t gws[2] = {wrn_round_up(hw, lws[0]), planes};
-  return wrn_launch(&k, 2, gws, lws, WRN_CAT_AUGMENT, 0);
+  if (!first) return wrn_launch(&k, 2, gws, lws, WRN_CAT_AUGMENT, 0);
+  /* A slice of a global batch: the planes' global ids start at its first sample's. */
+  if (first > UINT32_MAX / (size_t)c - (size_t)n)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: first sample %zu is too large", fn, first);
+  size_t off[2] = {0, first * (size_t)c};
+  return wrn_launch_at(&k, 2, off, gws, lws, WRN_CAT_AUGMENT, 0);
 }

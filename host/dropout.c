@@ -5,7 +5,8 @@
 #include <math.h>
 
 static wrn_status dropout_run(wrn_ctx *ctx, const char *fn, wrn_mem out, wrn_mem in, size_t n,
-                              double p, uint64_t seed, uint64_t counter, int accumulate) {
+                              size_t first, double p, uint64_t seed, uint64_t counter,
+                              int accumulate) {
   if (!ctx) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: NULL context", fn);
   if (!out.mem || !in.mem)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: buffer %s is NULL", fn,
@@ -34,15 +35,28 @@ static wrn_status dropout_run(wrn_ctx *ctx, const char *fn, wrn_mem out, wrn_mem
   wrn_arg_uint(&k, (cl_uint)counter);
   wrn_arg_uint(&k, (cl_uint)(counter >> 32));
   wrn_arg_int(&k, accumulate);
-  return wrn_launch_1d(&k, n, WRN_CAT_DROPOUT);
+  if (first == 0) return wrn_launch_1d(&k, n, WRN_CAT_DROPOUT);
+  size_t wg = ctx->max_wg < 256 ? ctx->max_wg : 256;
+  size_t gws = wrn_round_up(n, wg), off = first;
+  return wrn_launch_at(&k, 1, &off, &gws, &wg, WRN_CAT_DROPOUT, 0);
 }
 
 wrn_status wrn_dropout_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, size_t n, double p,
                                uint64_t seed, uint64_t counter) {
-  return dropout_run(ctx, "dropout_forward", y, x, n, p, seed, counter, 0);
+  return dropout_run(ctx, "dropout_forward", y, x, n, 0, p, seed, counter, 0);
 }
 
 wrn_status wrn_dropout_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, size_t n, double p,
                                 uint64_t seed, uint64_t counter, int accumulate) {
-  return dropout_run(ctx, "dropout_backward", dx, dy, n, p, seed, counter, accumulate);
+  return dropout_run(ctx, "dropout_backward", dx, dy, n, 0, p, seed, counter, accumulate);
+}
+
+wrn_status wrn_dropout_forward_at(wrn_ctx *ctx, wrn_mem y, wrn_mem x, size_t n, size_t first,
+                                  double p, uint64_t seed, uint64_t counter) {
+  return dropout_run(ctx, "dropout_forward", y, x, n, first, p, seed, counter, 0);
+}
+
+wrn_status wrn_dropout_backward_at(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, size_t n, size_t first,
+                                   double p, uint64_t seed, uint64_t counter, int accumulate) {
+  return dropout_run(ctx, "dropout_backward", dx, dy, n, first, p, seed, counter, accumulate);
 }

@@ -69,6 +69,10 @@ struct wrn_net {
   int err; /* a builder call failed; finalize refuses */
   char *replay;  /* conv choices to use instead of asking the tuner (wrn_net_set_conv_choices) */
   int measured;  /* finalize timed a convolution choice (the warm-up then has work to do) */
+  int ghost;     /* BN groups in training (>= 1) */
+  size_t first;  /* the batch's first sample in its global batch (dropout keys) */
+  wrn_net_grad_hook grad_hook;
+  void *grad_user;
 };
 
 static wrn_mem M(cl_mem m, size_t off) {
@@ -97,6 +101,13 @@ wrn_status wrn_net_create(wrn_net **out, wrn_ctx *ctx, int batch, const wrn_net_
   n->input = -1;
   if (o) n->opt = *o;
   else wrn_net_options_default(&n->opt);
+  n->ghost = n->opt.bn_ghost > 1 ? n->opt.bn_ghost : 1;
+  if (batch % n->ghost) {
+    const int g = n->ghost;
+    free(n);
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "batch size %d is not a multiple of the %d "
+                    "batch-norm groups", batch, g);
+  }
   *out = n;
   return WRN_OK;
 }
@@ -252,7 +263,7 @@ int wrn_net_bn(wrn_net *n, const char *name, int x, int relu) {
   l->buf[1] = add_named(&n->bufs, &n->nb, &n->capb, &n->nbufs, name, ".running_var", 1, shape);
   l->nbuf = 2;
   l->save_off = n->nsaved;
-  n->nsaved += 2 * wrn_round_up((size_t)t->c, 16);
+  n->nsaved += 2 * wrn_round_up((size_t)t->c, 16) * (size_t)n->ghost;
   int idx = n->nl++;
   int y = new_tensor(n, t->c, t->h, t->w, idx);
   n->l[idx].out = y;
@@ -770,24 +781,43 @@ static wrn_status bn_fwd(wrn_net *n, layer *l, int train, uint64_t seed, uint64_
   int c, hw;
   bn_dims(n, l, &c, &hw);
   size_t cs = wrn_round_up((size_t)c, 16);
-  if (train)
-    return wrn_bn_forward_train(n->ctx, V(n, l->out), M(n->saved, l->save_off),
-                                M(n->saved, l->save_off + cs), B(n, l->buf[0]), B(n, l->buf[1]),
-                                V(n, l->in[0]), P(n, l->param[0]), P(n, l->param[1]), n->batch,
-                                c, hw, n->opt.bn_momentum, n->opt.bn_eps, l->relu);
-  return wrn_bn_forward_infer(n->ctx, V(n, l->out), V(n, l->in[0]), P(n, l->param[0]),
-                              P(n, l->param[1]), B(n, l->buf[0]), B(n, l->buf[1]), n->batch, c,
-                              hw, n->opt.bn_eps, l->relu);
+  if (!train)
+    return wrn_bn_forward_infer(n->ctx, V(n, l->out), V(n, l->in[0]), P(n, l->param[0]),
+                                P(n, l->param[1]), B(n, l->buf[0]), B(n, l->buf[1]), n->batch,
+                                c, hw, n->opt.bn_eps, l->relu);
+  /* Each group of the batch (one unless ghost batches) with its own statistics. */
+  const int sub = n->batch / n->ghost;
+  const size_t span = (size_t)sub * (size_t)c * (size_t)hw;
+  for (int g = 0; g < n->ghost; g++) {
+    wrn_mem y = V(n, l->out), x = V(n, l->in[0]);
+    y.off += (size_t)g * span;
+    x.off += (size_t)g * span;
+    const size_t so = l->save_off + (size_t)g * 2 * cs;
+    WRN_TRY(wrn_bn_forward_train(n->ctx, y, M(n->saved, so), M(n->saved, so + cs),
+                                 B(n, l->buf[0]), B(n, l->buf[1]), x, P(n, l->param[0]),
+                                 P(n, l->param[1]), sub, c, hw, n->opt.bn_momentum,
+                                 n->opt.bn_eps, l->relu));
+  }
+  return WRN_OK;
 }
 static wrn_status bn_bwd(wrn_net *n, layer *l, const int *acc) {
   int c, hw;
   bn_dims(n, l, &c, &hw);
   size_t cs = wrn_round_up((size_t)c, 16);
-  /* BN's input gradient is always wanted here (its input is made by a layer). */
-  return wrn_bn_backward(n->ctx, G(n, l->in[0]), PG(n, l->param[0]), PG(n, l->param[1]),
-                         G(n, l->out), V(n, l->in[0]), V(n, l->out), P(n, l->param[0]),
-                         M(n->saved, l->save_off), M(n->saved, l->save_off + cs), n->batch, c,
-                         hw, l->relu, acc[0], 0);
+  const int sub = n->batch / n->ghost;
+  const size_t span = (size_t)sub * (size_t)c * (size_t)hw;
+  /* BN's input gradient is always wanted here (its input is made by a layer); the groups'
+   * parameter gradients add up. */
+  for (int g = 0; g < n->ghost; g++) {
+    wrn_mem dx = G(n, l->in[0]), dy = G(n, l->out), x = V(n, l->in[0]), y = V(n, l->out);
+    dx.off += (size_t)g * span, dy.off += (size_t)g * span;
+    x.off += (size_t)g * span, y.off += (size_t)g * span;
+    const size_t so = l->save_off + (size_t)g * 2 * cs;
+    WRN_TRY(wrn_bn_backward(n->ctx, dx, PG(n, l->param[0]), PG(n, l->param[1]), dy, x, y,
+                            P(n, l->param[0]), M(n->saved, so), M(n->saved, so + cs), sub, c,
+                            hw, l->relu, acc[0], g > 0));
+  }
+  return WRN_OK;
 }
 static const layer_ops bn_ops = {bn_fwd, bn_bwd, 1, 1};
 
@@ -795,14 +825,15 @@ static uint64_t dropout_counter(wrn_net *n, layer *l, uint64_t step) {
   return step * 4096u + (uint64_t)(l - n->l);
 }
 static wrn_status dropout_fwd(wrn_net *n, layer *l, int train, uint64_t seed, uint64_t step) {
-  size_t cnt = n->t[l->in[0]].per_image * (size_t)n->batch;
-  return wrn_dropout_forward(n->ctx, V(n, l->out), V(n, l->in[0]), cnt, train ? l->p : 0.0, seed,
-                             dropout_counter(n, l, step));
+  size_t per = n->t[l->in[0]].per_image, cnt = per * (size_t)n->batch;
+  return wrn_dropout_forward_at(n->ctx, V(n, l->out), V(n, l->in[0]), cnt, n->first * per,
+                                train ? l->p : 0.0, seed, dropout_counter(n, l, step));
 }
 static wrn_status dropout_bwd(wrn_net *n, layer *l, const int *acc) {
-  size_t cnt = n->t[l->in[0]].per_image * (size_t)n->batch;
-  return wrn_dropout_backward(n->ctx, G(n, l->in[0]), G(n, l->out), cnt, l->p, n->dropout_seed,
-                              dropout_counter(n, l, n->dropout_step), acc[0]);
+  size_t per = n->t[l->in[0]].per_image, cnt = per * (size_t)n->batch;
+  return wrn_dropout_backward_at(n->ctx, G(n, l->in[0]), G(n, l->out), cnt, n->first * per,
+                                 l->p, n->dropout_seed, dropout_counter(n, l, n->dropout_step),
+                                 acc[0]);
 }
 static const layer_ops dropout_ops = {dropout_fwd, dropout_bwd, 0, 0};
 
@@ -903,7 +934,8 @@ wrn_status wrn_net_set_batch(wrn_net *n, const uint8_t *img, const int32_t *labe
    * is per sample and the loss reads only the first cnt, so they change no result. */
   WRN_CL_CHECK(clEnqueueWriteBuffer(tq, n->labels, CL_TRUE, 0, (size_t)cnt * 4, labels, 0, NULL,
                                     NULL));
-  return wrn_augment_forward(n->ctx, V(n, n->input), u8, 0, n->batch, in->c, in->h, in->w, a);
+  return wrn_augment_forward_at(n->ctx, V(n, n->input), u8, 0, n->batch, n->first, in->c,
+                                in->h, in->w, a);
 }
 
 wrn_status wrn_net_set_input_real(wrn_net *n, const double *x, const int32_t *labels, int cnt) {
@@ -984,12 +1016,25 @@ wrn_status wrn_net_backward(wrn_net *n) {
     for (int j = 0; j < l->nin; j++) acc[j] = has[l->in[j]];
     if (l->nin == 2 && l->in[0] == l->in[1]) acc[1] = 1;
     s = l->ops->backward(n, l, acc);
+    if (s == WRN_OK && n->grad_hook && l->nparam > 0) {
+      const wrn_param_info *lo = &n->params[l->param[0]];
+      const wrn_param_info *hi = &n->params[l->param[l->nparam - 1]];
+      s = n->grad_hook(n->grad_user, lo->offset,
+                       hi->offset + wrn_round_up(hi->count, 16) - lo->offset);
+    }
     for (int j = 0; j < l->nin; j++)
       if (n->t[l->in[j]].needs_grad) has[l->in[j]] = 1;
   }
   free(has);
   return s;
 }
+
+void wrn_net_set_grad_hook(wrn_net *n, wrn_net_grad_hook fn, void *user) {
+  n->grad_hook = fn;
+  n->grad_user = user;
+}
+
+void wrn_net_set_sample_offset(wrn_net *n, size_t first) { n->first = first; }
 
 wrn_status wrn_net_update(wrn_net *n, const wrn_sgd *sgd) {
   return wrn_sgd_step(n->ctx, M(n->pbuf, 0), M(n->gbuf, 0), M(n->mbuf, 0), n->nparams, sgd);
@@ -1030,6 +1075,12 @@ static wrn_status flat(wrn_net *n, int which, cl_mem *m, size_t *cnt) {
   }
   if (!n->finalized) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "network not finalized");
   return WRN_OK;
+}
+
+wrn_mem wrn_net_flat_mem(const wrn_net *n, int which) {
+  cl_mem m = which == 0 ? n->pbuf : which == 1 ? n->gbuf : which == 2 ? n->mbuf
+             : which == 3 ? n->bbuf : NULL;
+  return M(m, 0);
 }
 
 wrn_status wrn_net_read(wrn_net *n, int which, double *out) {

@@ -333,6 +333,12 @@ wrn_status wrn_dropout_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, size_t n, dou
                                uint64_t seed, uint64_t counter);
 wrn_status wrn_dropout_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, size_t n, double p,
                                 uint64_t seed, uint64_t counter, int accumulate);
+/* The same on elements [first, first + n) of a larger tensor: element j of the buffers draws
+ * as element first + j of the whole (a slice of a global batch keeps the whole's masks). */
+wrn_status wrn_dropout_forward_at(wrn_ctx *ctx, wrn_mem y, wrn_mem x, size_t n, size_t first,
+                                  double p, uint64_t seed, uint64_t counter);
+wrn_status wrn_dropout_backward_at(wrn_ctx *ctx, wrn_mem dx, wrn_mem dy, size_t n, size_t first,
+                                   double p, uint64_t seed, uint64_t counter, int accumulate);
 
 /* ---------------------------------------------------------------- pooling */
 
@@ -392,6 +398,11 @@ typedef struct wrn_augment {
  * repeated) at (oy + dy, ox + dx); pad < h and pad < w. Without augment, pad is ignored. */
 wrn_status wrn_augment_forward(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_off, int n,
                                int c, int h, int w, const wrn_augment *a);
+/* The same for a slice of a larger batch that starts at sample `first`: its sample i draws
+ * as sample first + i of the whole (wrn_augment_params(a, first + i, ...)), so the draws do
+ * not depend on how a global batch is split across devices. */
+wrn_status wrn_augment_forward_at(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t img_off, int n,
+                                  size_t first, int c, int h, int w, const wrn_augment *a);
 /* The recipe's CIFAR input pipeline (Zagoruyko & Komodakis 2016): flip + crop on, reflection
  * padding 4, meanstd normalisation on the 0-255 scale with mean {125.3, 123.0, 113.9} and std
  * {63.0, 62.1, 66.7}; seed and step 0. Checkpoints record these values. */

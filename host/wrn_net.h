@@ -56,6 +56,10 @@ typedef struct wrn_net_options {
   size_t max_workspace_elems; /* bound on the conv workspace; 0 = no bound */
   int no_fusion; /* 1: keep each residual add a layer of its own (default 0: a conv that is an
                     add's only producer of one operand adds the other in its output pass) */
+  int bn_ghost;  /* > 1: training-mode batch norm normalises each of bn_ghost equal groups of
+                    the batch on its own ("ghost batches", what bn_ghost data-parallel replicas
+                    of batch / bn_ghost do; the running statistics take the groups' updates in
+                    order); must divide the batch. 0 or 1: the whole batch */
 } wrn_net_options;
 void wrn_net_options_default(wrn_net_options *o);
 
@@ -125,6 +129,14 @@ wrn_status wrn_net_loss(wrn_net *net, int n, int grad);
 wrn_status wrn_net_read_loss(wrn_net *net, int n, double *loss_sum, int *correct);
 /* Backward pass in reverse layer order; parameter gradients are overwritten. */
 wrn_status wrn_net_backward(wrn_net *net);
+/* Called by wrn_net_backward after the commands of a layer that has parameters are enqueued
+ * (not finished), with the range [off, off + count) of the flat gradient array they write;
+ * ranges come in decreasing order and together cover the array. A failure ends the pass. */
+typedef wrn_status (*wrn_net_grad_hook)(void *user, size_t off, size_t count);
+void wrn_net_set_grad_hook(wrn_net *net, wrn_net_grad_hook fn, void *user);
+/* The batch is a slice of a global batch starting at sample `first`: dropout and the input
+ * pipeline's flips and crops draw as the whole would (0 by default). */
+void wrn_net_set_sample_offset(wrn_net *net, size_t first);
 /* g = grad + wd * theta and the (Nesterov) momentum update over the flat buffer. */
 wrn_status wrn_net_update(wrn_net *net, const wrn_sgd *sgd);
 /* Runs one training step without the update and one inference pass on whatever the input
@@ -155,6 +167,8 @@ wrn_ctx *wrn_net_ctx(const wrn_net *net);
  * 2 momentum, 3 buffers (running statistics). */
 wrn_status wrn_net_read(wrn_net *net, int which, double *out);
 wrn_status wrn_net_write(wrn_net *net, int which, const double *in);
+/* The device buffer of flat array `which` (as above), in the context's real type. */
+wrn_mem wrn_net_flat_mem(const wrn_net *net, int which);
 /* Reads the output logits [n][classes]. */
 wrn_status wrn_net_read_logits(wrn_net *net, double *out, int n);
 

@@ -3,6 +3,8 @@
 #define _XOPEN_SOURCE 700 /* realpath */
 #include "train_internal.h"
 
+#include "dist.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -132,6 +134,9 @@ static const opt_def opt_defs[] = {
     OPT("--loader-threads", OPT_INT, loader_threads, 1, 1024, 0),
     OPT("--workspace-mib", OPT_REAL, workspace_mib, 1, 1 << 20, 1),
     OPT("--device", OPT_STR, device, 0, 0, 0),
+    OPT("--devices", OPT_STR, devices, 0, 0, 0),
+    OPT("--split", OPT_STR, split, 0, 0, 1),
+    OPT("--min-per-device", OPT_INT, min_per_device, 0, 1 << 16, 0),
     OPT("--out", OPT_STR, out, 0, 0, 0),
     OPT("--init", OPT_STR, init, 0, 0, 0),
     OPT("--init-extra", OPT_SWITCH, init_extra, 0, 0, 0),
@@ -462,10 +467,33 @@ static void remove_stale_temps(const char *dir) {
   closedir(d);
 }
 
+static wrn_status run_dir_prepare_here(wrn_trainer *t);
+
+/* Under MPI rank 0 prepares the folder and tells the others its name and the outcome. */
+static wrn_status run_dir_prepare(wrn_trainer *t) {
+  if (!wrn_dist_active()) return run_dir_prepare_here(t);
+  char msg[4096] = "";
+  int ok = 1;
+  if (wrn_dist_rank() == 0 && run_dir_prepare_here(t) != WRN_OK) {
+    ok = 0;
+    snprintf(msg, sizeof msg, "%s", wrn_last_error());
+  }
+  IO_TRY(wrn_dist_bcast(&ok, sizeof ok, "sharing the run folder"));
+  IO_TRY(wrn_dist_bcast(t->o.out, sizeof t->o.out, "sharing the run folder"));
+  if (wrn_dist_rank() == 0) return ok ? WRN_OK : wrn_fail(WRN_STATUS_IO, "%s", msg);
+  if (!ok) return wrn_fail(WRN_STATUS_IO, "rank 0 could not prepare the run folder %s",
+                           t->o.out);
+  wrn_train_state *st = &t->st;
+  TRAIN_TRY("--out", join(st->last_path, sizeof st->last_path, t->o.out, "last.safetensors", "--out"));
+  TRAIN_TRY("--out", join(st->best_path, sizeof st->best_path, t->o.out, "best.safetensors", "--out"));
+  TRAIN_TRY("--out", join(st->log_path, sizeof st->log_path, t->o.out, "log.jsonl", "--out"));
+  return WRN_OK;
+}
+
 /* The run folder: named when not given, its file paths, created and proven writable before
  * any work; a new run refuses a folder that holds one (a checkpoint, or a log with records);
  * stale temporary files of the run are removed. */
-static wrn_status run_dir_prepare(wrn_trainer *t) {
+static wrn_status run_dir_prepare_here(wrn_trainer *t) {
   wrn_train_options *o = &t->o;
   wrn_train_state *st = &t->st;
   if (!o->out[0]) {
@@ -554,6 +582,7 @@ static wrn_status resume_state_read(wrn_trainer *t, const wrn_st_file *f, const 
 static wrn_status save_checkpoint(wrn_trainer *t, const char *path, int completed_epochs,
                                   const char *log_line) {
   const wrn_train_state *st = &t->st;
+  if (!wrn_replicas_writer(&t->reps)) return WRN_OK; /* rank 0 writes */
   char vals[N_OPTS][MAX_VALUE];
   wrn_checkpoint_meta meta[N_OPTS + 16];
   int m = 0;
@@ -588,6 +617,9 @@ static wrn_status save_checkpoint(wrn_trainer *t, const char *path, int complete
     meta[m++] = (wrn_checkpoint_meta){"input_mean", "123.675,116.28,103.53"};
     meta[m++] = (wrn_checkpoint_meta){"input_std", "58.395,57.12,57.375"};
   }
+  char split[1024];
+  wrn_replicas_split_text(&t->reps, split, sizeof split);
+  if (t->reps.workers > 1) meta[m++] = (wrn_checkpoint_meta){"split", split};
   static _Thread_local char algos[WRN_TRAIN_CONV_ALGO_MAX];
   TRAIN_TRY("writing a checkpoint",
             wrn_net_conv_choices(wrn_replicas_primary(&t->reps), algos, sizeof algos));
@@ -638,6 +670,13 @@ static wrn_status log_line_build(wrn_trainer *t, const wrn_train_event *e) {
     s = wrn_json_int(j, "n_parameters",
                      (int64_t)wrn_net_param_count(wrn_replicas_primary(&t->reps)));
   return wrn_train_context(s, "building the log line");
+}
+
+/* The devices and split the state reports. */
+static void state_devices(wrn_trainer *t) {
+  t->st.devices = t->reps.n;
+  t->st.split[0] = '\0';
+  if (t->reps.workers > 1) wrn_replicas_split_text(&t->reps, t->st.split, sizeof t->st.split);
 }
 
 static void emit(wrn_trainer *t, wrn_train_event *e) {
@@ -758,19 +797,24 @@ static wrn_status setup(wrn_trainer *t) {
     TRAIN_TRY("resuming", wrn_train_resume_file(o->out, from, sizeof from));
     TRAIN_TRY("loading the checkpoint to resume", wrn_st_open(&f, from));
     const char *model = wrn_st_meta(f, "--model");
+    /* The split over the devices the run had, so that it continues exactly. */
+    const char *sp = wrn_st_meta(f, "split");
     if (!model || strcmp(model, o->model))
       s = wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                    "the run in %s is %s, not --model %s: a resumed run keeps its model (start "
                    "another with --init %s)",
                    o->out, model ? model : "of no known model", o->model, from);
-    else s = wrn_replicas_load(&t->reps, f, from, WRN_CHECKPOINT_MOMENTUM);
+    else s = sp ? wrn_replicas_set_split(&t->reps, sp) : WRN_OK;
+    if (s == WRN_OK) s = wrn_replicas_load(&t->reps, f, from, WRN_CHECKPOINT_MOMENTUM);
     if (s == WRN_OK) s = resume_state_read(t, f, from, &completed);
     if (s != WRN_OK) s = wrn_train_context(s, "loading the checkpoint to resume");
     /* The log holds whole lines only (a record cut by a crash was never reported as
-     * written); then the record a stop kept in the checkpoint. */
-    if (s == WRN_OK) s = wrn_train_context(wrn_jsonl_open_trim(&t->log, st->log_path, NULL),
-                                           "opening the log");
-    if (s == WRN_OK) s = wrn_train_context(log_repair(t, f, from, completed), "repairing the log");
+     * written); then the record a stop kept in the checkpoint. Rank 0 alone writes. */
+    const int writer = wrn_replicas_writer(&t->reps);
+    if (s == WRN_OK && writer)
+      s = wrn_train_context(wrn_jsonl_open_trim(&t->log, st->log_path, NULL), "opening the log");
+    if (s == WRN_OK && writer)
+      s = wrn_train_context(log_repair(t, f, from, completed), "repairing the log");
     wrn_st_close(f);
     if (s != WRN_OK) return s;
   } else {
@@ -782,9 +826,11 @@ static wrn_status setup(wrn_trainer *t) {
       wrn_st_close(f);
       TRAIN_TRY("--init", s);
     }
-    TRAIN_TRY("opening the log", wrn_jsonl_open_trim(&t->log, st->log_path, NULL));
+    if (wrn_replicas_writer(&t->reps))
+      TRAIN_TRY("opening the log", wrn_jsonl_open_trim(&t->log, st->log_path, NULL));
   }
   TRAIN_TRY("opening the log", wrn_json_new(&t->js));
+  state_devices(t);
   return WRN_OK;
 }
 
@@ -832,6 +878,7 @@ void wrn_trainer_free(wrn_trainer *t) {
 wrn_status wrn_trainer_warmup(wrn_trainer *t) {
   double t0 = wrn_seconds();
   TRAIN_TRY("warming up the kernels", wrn_replicas_warmup(&t->reps));
+  state_devices(t);
   t->st.warmup_seconds = wrn_seconds() - t0;
   t->warm = 1;
   return WRN_OK;
@@ -875,6 +922,9 @@ static wrn_status epoch_end(wrn_trainer *t) {
   if (s != WRN_OK) return s;
   e.test_time = wrn_seconds() - te0;
   if ((s = log_line_build(t, &e)) != WRN_OK) return s;
+  if ((s = wrn_train_context(wrn_replicas_epoch_end(&t->reps, t->js), "balancing the devices")))
+    return s;
+  state_devices(t);
   st->step = 0;
   st->loss_sum = 0, st->correct = 0, st->seen = 0, st->train_time = 0;
   t->time_done = 0;
@@ -887,7 +937,8 @@ static wrn_status epoch_end(wrn_trainer *t) {
    * epoch and writes the same best again), never behind what last records. */
   s = e.best ? save_checkpoint(t, st->best_path, e.epoch, line) : WRN_OK;
   if (s == WRN_OK) s = save_checkpoint(t, st->last_path, e.epoch, line);
-  if (s == WRN_OK) s = wrn_train_context(wrn_jsonl_append(t->log, t->js, NULL), "writing the log");
+  if (s == WRN_OK && t->log)
+    s = wrn_train_context(wrn_jsonl_append(t->log, t->js, NULL), "writing the log");
   if (s == WRN_OK) {
     st->epoch++;
     e.log_line = line;
@@ -962,7 +1013,10 @@ wrn_status wrn_trainer_checkpoint(wrn_trainer *t) {
 
 wrn_status wrn_trainer_run(wrn_trainer *t) {
   for (int done = 0; !done;) {
-    if (t->h.stop && *t->h.stop) {
+    int stop = t->h.stop && *t->h.stop;
+    /* Every rank stops at the same step. */
+    TRAIN_TRY("training step", wrn_replicas_agree_stop(&t->reps, &stop));
+    if (stop) {
       wrn_status s = wrn_trainer_checkpoint(t);
       if (s != WRN_OK) return s;
       return wrn_fail(WRN_STATUS_INTERRUPTED, "stopped at epoch %d step %" PRId64 "; %s written",

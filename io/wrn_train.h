@@ -73,6 +73,15 @@ typedef struct wrn_train_options {
   char conv_algo[WRN_TRAIN_CONV_ALGO_MAX];
   /* Where the run goes; not stored in checkpoints. */
   char device[256]; /* --device: a wrn_device_select selector; "" the default device */
+  /* --devices: data parallelism over several devices of this process, "all" or a comma
+   * list of selectors ("0:0,1:0"); "" uses WRN_DEVICES when set, else --device. */
+  char devices[256];
+  /* --split: "auto" (or "") splits each global batch in proportion to the devices' measured
+   * speed (at warm-up, then at each epoch's end); "96,32" fixes it (one count per device,
+   * over MPI ranks rank by rank, summing to --batch). */
+  char split[256];
+  int min_per_device; /* --min-per-device: the least images a device gets (0: 8, or fewer
+                         when the batch is small) */
   char out[1024];   /* --out: the run folder; "" gives runs/<model>-<yyyymmdd-hhmmss> */
   char init[1024];  /* --init: start from this checkpoint's weights (not its momentum);
                        in WRN_TRAIN_EVAL mode, the checkpoint evaluated */
@@ -163,6 +172,23 @@ enum {
 wrn_status wrn_checkpoint_load(wrn_net *net, const wrn_st_file *f, const char *path,
                                int flags);
 
+/* ---------------------------------------------------------------- several processes */
+
+/* Multi-process runs through MPI (one process per machine or per device, mpirun -np N):
+ * rank 0 sends its seed and weights to every rank and alone writes the run folder; each rank
+ * trains on its slice of every global batch and the gradients are summed over the ranks.
+ * wrn_dist_init starts MPI (call it before wrn_trainer_open, once per process, from the
+ * thread that drives the trainer); every collective then fails after timeout_s seconds
+ * without an answer (<= 0: 120), with a message naming it, instead of waiting for a dead
+ * rank forever; the caller should then end the job with wrn_dist_abort. UNSUPPORTED when the
+ * library was built without MPI (wrn_dist_built() == 0). */
+int wrn_dist_built(void);
+wrn_status wrn_dist_init(int *argc, char ***argv, double timeout_s);
+int wrn_dist_rank(void); /* 0 without MPI */
+int wrn_dist_size(void); /* 1 without MPI */
+void wrn_dist_abort(int code);
+void wrn_dist_finalize(void);
+
 /* ---------------------------------------------------------------- a run */
 
 typedef struct wrn_trainer wrn_trainer;
@@ -189,6 +215,8 @@ typedef struct wrn_train_state {
   double best_acc;         /* best test accuracy of the run in % (0 before any) */
   double last_acc;         /* the latest this trainer measured (0 before its first epoch) */
   double warmup_seconds;   /* of wrn_trainer_warmup */
+  int devices;             /* training the run in this process (1 without --devices) */
+  char split[256];         /* images per device per step, over every rank ("" with one) */
   size_t train_images, test_images;
   char last_path[1100], best_path[1100], log_path[1100]; /* the run folder's files ("" in
                                                             EVAL mode) */
@@ -269,6 +297,32 @@ const wrn_train_state *wrn_trainer_state(const wrn_trainer *t);
 const wrn_train_options *wrn_trainer_options(const wrn_trainer *t);
 /* The network the trainer runs (owned by it): sizes, descriptions, weights. */
 wrn_net *wrn_trainer_net(const wrn_trainer *t);
+
+/* ---------------------------------------------------------------- data-parallel steps */
+
+/* The devices of a run without its data set and folder (what wrn bench times): the
+ * networks of o->devices (or o->device) with o->batch split over them as a run splits it
+ * (o->split, o->min_per_device; MPI ranks after wrn_dist_init), the parameters from
+ * o->seed. */
+typedef struct wrn_parallel wrn_parallel;
+wrn_status wrn_parallel_open(wrn_parallel **out, const wrn_train_options *o,
+                             const wrn_train_hooks *hooks);
+void wrn_parallel_free(wrn_parallel *p);
+/* Compiles everything; with an automatic split, times each device and balances. */
+wrn_status wrn_parallel_warmup(wrn_parallel *p);
+/* One training step on a global batch of o->batch images (uint8 [n][c][h][w]) and labels,
+ * with the recipe's input pipeline for `step`; loss sum and number right may be NULL. */
+wrn_status wrn_parallel_step(wrn_parallel *p, const uint8_t *images, const int32_t *labels,
+                             const wrn_sgd *sgd, uint64_t step, double *loss_sum, int *correct);
+int wrn_parallel_devices(const wrn_parallel *p); /* of this process */
+wrn_net *wrn_parallel_net(const wrn_parallel *p, int i);
+const wrn_device_info *wrn_parallel_device(const wrn_parallel *p, int i);
+int wrn_parallel_slice(const wrn_parallel *p, int i);      /* images of device i per step */
+double wrn_parallel_busy(const wrn_parallel *p, int i);    /* its last forward + backward, s */
+/* Seconds the last step spent combining gradients after the slowest device's backward (the
+ * part not hidden behind it), and the whole step. */
+double wrn_parallel_combine_seconds(const wrn_parallel *p);
+double wrn_parallel_step_seconds(const wrn_parallel *p);
 
 #ifdef __cplusplus
 }

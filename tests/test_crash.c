@@ -435,7 +435,8 @@ static void test_disk_full(void **state) {
   rc = run_ex(&cachef, fresh, NULL, 0, 0, NULL, "train " ARGS " --data %s --out %s", sample,
               dir);
   if (rc) fail_msg("a cache that cannot be written stopped the run (%d):\n%s", rc, out);
-  expect(out, "warning");
+  expect(out, "warning: the kernel cache");
+  expect(out, "warning: the tuner cache");
   expect(out, fresh);
   expect(out, "No space left on device");
   assert_int_equal(check_log(dir, NULL, NULL), EPOCHS);

@@ -61,7 +61,10 @@ static void usage(FILE *f) {
           "tuner chooses elsewhere and by default); --workspace-mib bounds the conv workspace\n"
           "(1024). Defaults: wrn-28-10, batch 128, 10 steps after 3 warm-up steps.\n"
           "--model also takes preresnet-D (164, 1001), resnet-50 and wrn-50-2 (torchvision's\n"
-          "wide_resnet50_2); --image-size S runs SxS images (default 32, 224 for the last two).\n");
+          "wide_resnet50_2); --image-size S runs SxS images (default 32, 224 for the last two).\n"
+          "wrn bench --devices LIST [--split auto|N,N] [--batch N] [--json FILE]: data-parallel\n"
+          "steps over the devices against each alone: images/s per device, the split, the\n"
+          "time combining gradients adds per step, and the scaling efficiency.\n");
 }
 
 /* Sets row->error from the library's message. */
@@ -314,6 +317,8 @@ int cmd_bench(int argc, char **argv) {
   o.steps = 10, o.warmup = 3, o.profile_steps = 3;
   o.workspace_mib = 1024;
   static const char *const modes[] = {"train", "eval", NULL};
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--devices")) return cmd_bench_devices(argc, argv);
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -71,6 +72,10 @@ static void print_setup(const char *cmd, wrn_trainer *t) {
          cmd, name, wrn_net_param_count(net), o->batch, dev->name, dev->platform_name,
          wrn_ctx_build_seconds(ctx), wrn_ctx_programs_cached(ctx), wrn_ctx_programs_total(ctx),
          arena / 1048576.0, naive / 1048576.0);
+  const wrn_train_state *st = wrn_trainer_state(t);
+  if (st->split[0])
+    printf("%s: data parallel over %d device(s) here x %d rank(s); images per device per step "
+           "%s\n", cmd, st->devices, wrn_dist_size(), st->split);
 }
 
 static void train_usage(FILE *f) {
@@ -99,6 +104,11 @@ static void train_usage(FILE *f) {
           "  --dropout P (0)        --augment on|off (flip + crop)   --shuffle on|off\n"
           "  --bn-gamma-one on|off  BN gamma starts at 1 instead of U(0,1)\n"
           "  --seed N (1)           --device P:D|cpu|gpu|NAME   --workspace-mib N (1024)\n"
+          "  --devices LIST|all     data parallelism over several devices (0:0,1:0; or the\n"
+          "                         WRN_DEVICES variable): each runs a slice of every batch\n"
+          "  --split auto|N,N,...   images per device per step: measured speed (auto) or fixed\n"
+          "  --min-per-device N     the least images a device gets with --split auto (8)\n"
+          "  --mpi-timeout S        under mpirun: give up on silent ranks after S s (120)\n"
           "  --conv-algo auto|NAME  convolution algorithm: the tuner's per layer (auto), or one\n"
           "                         of im2col implicit splitk winograd2 winograd4 fft wherever\n"
           "                         it fits; checkpoints record the choices, --resume reuses them\n"
@@ -110,7 +120,9 @@ static void train_usage(FILE *f) {
           "\n"
           "Writes DIR/log.jsonl (one JSON object per epoch, also printed as json_stats: {...}),\n"
           "DIR/last.safetensors and DIR/best.safetensors. SIGINT/SIGTERM stop after the\n"
-          "current step with a checkpoint to resume from.\n");
+          "current step with a checkpoint to resume from. Under mpirun -np N every rank trains\n"
+          "a slice of each batch (rank 0 writes the run folder); --resume needs the same N.\n"
+          "This wrn was built %s.\n", wrn_dist_built() ? "with MPI" : "without MPI");
 }
 
 /* ---------------------------------------------------------------- signals */
@@ -177,6 +189,7 @@ static void on_event(const wrn_train_event *e, void *user) {
 static int train_run(const wrn_train_options *o, int resuming, printer *p) {
   wrn_train_hooks hooks = {build_model, on_event, p, &g_stop};
   wrn_trainer *t;
+  if (wrn_dist_rank() > 0) hooks.event = NULL; /* rank 0 prints */
   catch_stops();
   if (wrn_trainer_open(&t, o, &hooks, resuming ? WRN_TRAIN_RESUME : WRN_TRAIN_NEW) != WRN_OK) {
     fprintf(stderr, "wrn train: %s\n", wrn_last_error());
@@ -184,8 +197,10 @@ static int train_run(const wrn_train_options *o, int resuming, printer *p) {
   }
   const wrn_train_state *st = wrn_trainer_state(t);
   const char *out = wrn_trainer_options(t)->out;
-  print_setup("train", t);
-  print_warning("train", t);
+  if (wrn_dist_rank() == 0) {
+    print_setup("train", t);
+    print_warning("train", t);
+  }
   if (resuming)
     printf("train: resuming %s at epoch %d, step %" PRId64 "\n", out, st->epoch, st->step);
   fflush(stdout);
@@ -195,14 +210,16 @@ static int train_run(const wrn_train_options *o, int resuming, printer *p) {
     return 1;
   }
   print_warning("train", t);
-  printf("train: kernels ready after %.2f s of warm-up; %" PRId64 " steps per epoch, %zu "
-         "training and %zu test images; run folder %s\n",
-         st->warmup_seconds, st->steps_per_epoch, st->train_images, st->test_images, out);
+  if (wrn_dist_rank() == 0)
+    printf("train: kernels ready after %.2f s of warm-up; %" PRId64 " steps per epoch, %zu "
+           "training and %zu test images; run folder %s\n",
+           st->warmup_seconds, st->steps_per_epoch, st->train_images, st->test_images, out);
   fflush(stdout);
   wrn_status s = wrn_trainer_run(t);
   print_warning("train", t);
   int rc = 0;
-  if (s == WRN_OK) {
+  if (s == WRN_OK && wrn_dist_rank() > 0) {
+  } else if (s == WRN_OK) {
     printf("train: done. final test accuracy %.2f%% (best %.2f%%, chance %.0f%%); log %s; "
            "checkpoints %s (last) and %s (best)\n",
            st->last_acc, st->best_acc, 100.0 / wrn_trainer_options(t)->classes, st->log_path,
@@ -240,12 +257,45 @@ static void recipe_for(wrn_train_options *o, int argc, char **argv) {
   wrn_train_options_recipe(o, kind, name);
 }
 
+/* The rank count mpirun (Open MPI) or an MPICH/PMI launcher gives this process; 1 alone. */
+static int launcher_ranks(void) {
+  const char *v = getenv("OMPI_COMM_WORLD_SIZE");
+  if (!v) v = getenv("PMI_SIZE");
+  return v ? atoi(v) : 1;
+}
+
+/* Trains under MPI when a launcher started several ranks; a failing rank ends the job, so
+ * that no rank waits for it. */
+static int train_dist(const wrn_train_options *o, int resuming, printer *p, double timeout) {
+  int ranks = launcher_ranks();
+  if (ranks <= 1) return train_run(o, resuming, p);
+  if (!wrn_dist_built()) {
+    fprintf(stderr, "wrn train: started as one of %d MPI ranks, but this wrn was built without "
+                    "MPI (install libopenmpi-dev and configure again)\n", ranks);
+    return 2;
+  }
+  if (wrn_dist_init(NULL, NULL, timeout) != WRN_OK) {
+    fprintf(stderr, "wrn train: %s\n", wrn_last_error());
+    return 1;
+  }
+  int rc = train_run(o, resuming, p);
+  if (rc != 0 && rc < 128) {
+    fprintf(stderr, "wrn train: rank %d of %d failed; ending the job\n", wrn_dist_rank(),
+            wrn_dist_size());
+    fflush(stderr);
+    wrn_dist_abort(rc);
+  }
+  wrn_dist_finalize();
+  return rc;
+}
+
 int cmd_train(int argc, char **argv) {
   wrn_train_options o;
   wrn_train_options_default(&o);
   printer p = {isatty(1), 0, 0, 0, 0, 0};
   const char *resume = NULL;
   int explicit_flags = 0;
+  double mpi_timeout = 120;
   const char *seen[64];
   int nseen = 0;
   /* First pass: --help and --resume, so that a resumed run starts from its stored options. */
@@ -296,6 +346,12 @@ int cmd_train(int argc, char **argv) {
       train_usage(stderr);
       return 2;
     }
+    if (!strcmp(a, "--mpi-timeout")) {
+      if (!(v = arg_value("train", argc, argv, &i))) return 2;
+      if (arg_once("train", a, v, 0, seen, &nseen, 64)) return 2;
+      if (arg_double("train", a, v, 0.1, 1e6, &mpi_timeout)) return 2;
+      continue;
+    }
     int is_progress = !strcmp(a, "--progress");
     if (!is_progress && !wrn_train_option_known(a)) {
       fprintf(stderr, "wrn train: unknown flag '%s'\n", a);
@@ -307,7 +363,7 @@ int cmd_train(int argc, char **argv) {
     int rc = is_progress ? arg_choice("train", a, v, progress_kinds, &p.progress)
                          : set_option(&o, "train", a, v);
     if (rc) return rc;
-    if (strcmp(a, "--device") && !is_progress) explicit_flags++;
+    if (strcmp(a, "--device") && strcmp(a, "--devices") && !is_progress) explicit_flags++;
   }
   if (resume && explicit_flags)
     fprintf(stderr, "wrn train: warning: flags given with --resume override the stored options; "
@@ -319,7 +375,7 @@ int cmd_train(int argc, char **argv) {
   }
   p.batch = o.batch;
   p.epochs = o.epochs;
-  return train_run(&o, resume != NULL, &p);
+  return train_dist(&o, resume != NULL, &p, mpi_timeout);
 }
 
 /* ---------------------------------------------------------------- eval */

@@ -22,7 +22,9 @@ cmake -S . -B build-fuzz -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=RelWithDebI
 cmake --build build-fuzz -j"$(nproc)" --target fuzz_seed_corpora $(printf 'fuzz_%s ' "${targets[@]}")
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:new_delete_type_mismatch=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-mkdir -p build-fuzz/findings
+mkdir -p build-fuzz/findings build-fuzz/tmp
+# The targets write each input to a file under $TMPDIR first (the readers take paths).
+export TMPDIR=$PWD/build-fuzz/tmp
 for t in "${targets[@]}"; do
   corpus=build-fuzz/corpus/$t
   mkdir -p "$corpus"
