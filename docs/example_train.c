@@ -10,7 +10,7 @@ static volatile sig_atomic_t stop;
 static void on_signal(int sig) { stop = sig; }
 
 static wrn_status build(wrn_net *net, const wrn_train_options *o, void *user) {
-  wrn_model_spec s = {0, 0, o->classes, o->dropout, 3, 32, 32};
+  wrn_model_spec s = {0, 0, o->classes, o->dropout, 3, 32, 32, WRN_ARCH_WRN};
   wrn_status st = wrn_model_parse(o->model, &s);
   (void)user;
   return st != WRN_OK ? st : wrn_model_build(net, &s);

@@ -216,7 +216,8 @@ static int check_in(wrn_net *n, int x, const char *what) {
   return 1;
 }
 
-static const layer_ops conv_ops, bn_ops, dropout_ops, add_ops, avgpool_ops, linear_ops;
+static const layer_ops conv_ops, bn_ops, dropout_ops, add_ops, add_relu_ops, avgpool_ops,
+    maxpool_ops, linear_ops;
 
 int wrn_net_input(wrn_net *n, int c, int h, int w) {
   if (n->input >= 0) return builder_fail(n, "%s: the network has an input already (%d)", "net", n->input);
@@ -292,6 +293,33 @@ int wrn_net_add(wrn_net *n, int a, int b) {
   l->in[0] = a, l->in[1] = b, l->nin = 2;
   int idx = n->nl++;
   int y = new_tensor(n, ta->c, ta->h, ta->w, idx);
+  n->l[idx].out = y;
+  return y;
+}
+
+int wrn_net_add_relu(wrn_net *n, int a, int b) {
+  int y = wrn_net_add(n, a, b);
+  if (y < 0) return -1;
+  layer *l = &n->l[n->nl - 1];
+  l->relu = 1;
+  l->ops = &add_relu_ops;
+  snprintf(l->name, sizeof l->name, "add+relu");
+  return y;
+}
+
+int wrn_net_maxpool(wrn_net *n, int x, int k, int stride, int pad) {
+  if (!check_in(n, x, "maxpool")) return -1;
+  tensor *t = &n->t[x];
+  wrn_pool_shape ps = {n->batch, t->c, t->h, t->w, k, stride, pad};
+  if (k < 1 || stride < 1 || pad < 0 || pad >= k)
+    return builder_fail(n, "%s: need k >= 1, stride >= 1 and 0 <= pad < k (k = %d)", "maxpool", k);
+  int oh = wrn_pool_out_h(&ps), ow = wrn_pool_out_w(&ps);
+  if (oh < 1 || ow < 1) return builder_fail(n, "%s: pooling window %d does not fit the input", "maxpool", k);
+  layer *l = new_layer(n, WRN_LAYER_MAXPOOL, &maxpool_ops, "maxpool");
+  if (!l) return -1;
+  l->in[0] = x, l->nin = 1, l->ps = ps, l->k = k, l->stride = stride, l->pad = pad;
+  int idx = n->nl++;
+  int y = new_tensor(n, t->c, oh, ow, idx);
   n->l[idx].out = y;
   return y;
 }
@@ -822,6 +850,20 @@ static wrn_status add_bwd(wrn_net *n, layer *l, const int *acc) {
 }
 static const layer_ops add_ops = {add_fwd, add_bwd, 0, 0};
 
+/* The post-activation residual y = max(a + b, 0): the add, then the ReLU in place; backward
+ * masks y's gradient in place (it is read by nothing else) and passes it to both operands. */
+static wrn_status add_relu_fwd(wrn_net *n, layer *l, int train, uint64_t seed, uint64_t step) {
+  size_t cnt = n->t[l->out].per_image * (size_t)n->batch;
+  WRN_TRY(wrn_add_forward(n->ctx, V(n, l->out), V(n, l->in[0]), V(n, l->in[1]), cnt));
+  return wrn_relu_forward(n->ctx, V(n, l->out), V(n, l->out), cnt);
+}
+static wrn_status add_relu_bwd(wrn_net *n, layer *l, const int *acc) {
+  size_t cnt = n->t[l->out].per_image * (size_t)n->batch;
+  WRN_TRY(wrn_relu_backward(n->ctx, G(n, l->out), G(n, l->out), V(n, l->out), cnt, 0));
+  return add_bwd(n, l, acc);
+}
+static const layer_ops add_relu_ops = {add_relu_fwd, add_relu_bwd, 0, 1};
+
 /* What is left of an add fused into its conv operand (fuse_adds): the gradient of the other
  * operand, in[0]. */
 static wrn_status add_tail_fwd(wrn_net *n, layer *l, int train, uint64_t seed, uint64_t step) {
@@ -841,6 +883,16 @@ static wrn_status avgpool_bwd(wrn_net *n, layer *l, const int *acc) {
   return wrn_avgpool_backward(n->ctx, G(n, l->in[0]), G(n, l->out), &l->ps, acc[0]);
 }
 static const layer_ops avgpool_ops = {avgpool_fwd, avgpool_bwd, 0, 0};
+
+static wrn_status maxpool_fwd(wrn_net *n, layer *l, int train, uint64_t seed, uint64_t step) {
+  return wrn_maxpool_forward(n->ctx, V(n, l->out), V(n, l->in[0]), &l->ps);
+}
+static wrn_status maxpool_bwd(wrn_net *n, layer *l, const int *acc) {
+  /* The argmax is recomputed from the saved input. */
+  return wrn_maxpool_backward(n->ctx, G(n, l->in[0]), G(n, l->out), V(n, l->in[0]), &l->ps,
+                              acc[0]);
+}
+static const layer_ops maxpool_ops = {maxpool_fwd, maxpool_bwd, 1, 0};
 
 static wrn_status linear_fwd(wrn_net *n, layer *l, int train, uint64_t seed, uint64_t step) {
   tensor *t = &n->t[l->in[0]];

@@ -24,7 +24,8 @@ typedef enum wrn_layer_kind {
   WRN_LAYER_DROPOUT,
   WRN_LAYER_ADD,
   WRN_LAYER_AVGPOOL,
-  WRN_LAYER_LINEAR
+  WRN_LAYER_LINEAR,
+  WRN_LAYER_MAXPOOL
 } wrn_layer_kind;
 
 /* A named parameter or buffer (running statistics) of the network. */
@@ -76,7 +77,11 @@ int wrn_net_conv(wrn_net *net, const char *name, int x, int c_out, int k, int st
 int wrn_net_bn(wrn_net *net, const char *name, int x, int relu);
 int wrn_net_dropout(wrn_net *net, int x, double p);
 int wrn_net_add(wrn_net *net, int a, int b);
+/* max(a + b, 0): the residual add of post-activation blocks (kind WRN_LAYER_ADD, relu = 1). */
+int wrn_net_add_relu(wrn_net *net, int a, int b);
 int wrn_net_avgpool(wrn_net *net, int x, int k, int stride, int pad);
+/* Max pooling, square window k; padded cells never win (PyTorch's MaxPool2d). */
+int wrn_net_maxpool(wrn_net *net, int x, int k, int stride, int pad);
 /* Flattens x and applies y = x W^T + b; parameters <name>.weight, <name>.bias. */
 int wrn_net_linear(wrn_net *net, const char *name, int x, int out);
 

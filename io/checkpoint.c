@@ -160,8 +160,19 @@ static wrn_status load_set(wrn_net *net, const wrn_st_file *f, const char *path,
 }
 
 /* 1 when the network has a tensor of this name: a parameter, a buffer, or "momentum." and
- * a parameter's name. */
+ * a parameter's name. A BN layer's "<bn>.num_batches_tracked" (the counter PyTorch keeps
+ * for BN momentum None, in every torchvision state dict) counts as its own and is not read:
+ * wrn's BN momentum is fixed. */
 static int net_has(const wrn_net *net, const char *name) {
+  static const char nbt[] = ".num_batches_tracked";
+  const size_t len = strlen(name), nl = sizeof nbt - 1;
+  if (len > nl && !strcmp(name + len - nl, nbt) && len - nl < 96) {
+    char rm[128];
+    snprintf(rm, sizeof rm, "%.*s.running_mean", (int)(len - nl), name);
+    for (int i = 0; i < wrn_net_buffer_tensors(net); i++)
+      if (!strcmp(wrn_net_buffer_tensor(net, i)->name, rm)) return 1;
+    return 0;
+  }
   int mom = !strncmp(name, "momentum.", 9);
   const char *n = mom ? name + 9 : name;
   for (int i = 0; i < wrn_net_param_tensors(net); i++)

@@ -1,7 +1,7 @@
 /* CIFAR-10 / CIFAR-100 in their official binary layouts, read whole into host memory.
  * Every file is checked against the record size before anything is read, so that a
  * truncated download is reported as such rather than as a strange label later on. */
-#include "wrn_io.h"
+#include "io_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,8 +16,8 @@
 
 static const char *expected_layouts =
     "expected CIFAR-10 (data_batch_1.bin .. data_batch_5.bin and test_batch.bin, from "
-    "cifar-10-binary.tar.gz) or CIFAR-100 (train.bin and test.bin, from "
-    "cifar-100-binary.tar.gz)";
+    "cifar-10-binary.tar.gz), CIFAR-100 (train.bin and test.bin, from "
+    "cifar-100-binary.tar.gz) or SVHN (train_32x32.mat and test_32x32.mat)";
 
 typedef struct cifar_file {
   char path[4096];
@@ -199,11 +199,14 @@ wrn_status wrn_dataset_open(wrn_dataset *ds, const char *dir, const wrn_dataset_
   if (!dir || !*dir)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_dataset_open: no folder given; %s",
                     expected_layouts);
-  wrn_dataset_options o = {WRN_DATASET_AUTO, WRN_LABELS_FINE, 0, 0};
+  wrn_dataset_options o = {WRN_DATASET_AUTO, WRN_LABELS_FINE, 0, 0, 0};
   if (opts) o = *opts;
   if (o.kind != WRN_DATASET_AUTO && o.kind != WRN_DATASET_CIFAR10 &&
-      o.kind != WRN_DATASET_CIFAR100)
-    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_dataset_open: unknown kind %d", (int)o.kind);
+      o.kind != WRN_DATASET_CIFAR100 && o.kind != WRN_DATASET_SVHN)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_dataset_open: %s %d",
+                    o.kind == WRN_DATASET_IMAGEFOLDER
+                        ? "image folders are read with wrn_imagefolder_open, not as kind"
+                        : "unknown kind", (int)o.kind);
   if (o.labels != WRN_LABELS_FINE && o.labels != WRN_LABELS_COARSE)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_dataset_open: unknown labels %d",
                     (int)o.labels);
@@ -218,11 +221,8 @@ wrn_status wrn_dataset_open(wrn_dataset *ds, const char *dir, const wrn_dataset_
                     expected_layouts);
   wrn_dataset_kind kind = o.kind;
   if (kind == WRN_DATASET_AUTO) {
-    if (file_exists(dir, "data_batch_1.bin")) {
-      kind = WRN_DATASET_CIFAR10;
-    } else if (file_exists(dir, "train.bin")) {
-      kind = WRN_DATASET_CIFAR100;
-    } else {
+    kind = wrn_dataset_detect(dir);
+    if (kind == WRN_DATASET_AUTO || kind == WRN_DATASET_IMAGEFOLDER) {
       /* The archives unpack into a subfolder; pointing at its parent is a common slip. */
       const char *hint = file_exists(dir, "cifar-10-batches-bin/data_batch_1.bin")
                              ? " (it has a cifar-10-batches-bin subfolder: use that)"
@@ -230,14 +230,28 @@ wrn_status wrn_dataset_open(wrn_dataset *ds, const char *dir, const wrn_dataset_
                              ? " (it has a cifar-100-binary subfolder: use that)"
                              : "";
       return wrn_fail(WRN_STATUS_IO,
-                      "dataset folder '%s' has neither data_batch_1.bin nor train.bin%s; %s", dir,
-                      hint, expected_layouts);
+                      "dataset folder '%s' has neither data_batch_1.bin, train.bin nor "
+                      "train_32x32.mat%s; %s", dir, hint, expected_layouts);
     }
   }
-  wrn_status s = kind == WRN_DATASET_CIFAR10 ? open_cifar10(ds, dir, &o)
-                                             : open_cifar100(ds, dir, &o);
+  wrn_status s = kind == WRN_DATASET_CIFAR10    ? open_cifar10(ds, dir, &o)
+                 : kind == WRN_DATASET_CIFAR100 ? open_cifar100(ds, dir, &o)
+                                                : wrn_svhn_open(ds, dir, &o);
   if (s != WRN_OK) wrn_dataset_free(ds);
   return s;
+}
+
+wrn_dataset_kind wrn_dataset_detect(const char *dir) {
+  if (!dir) return WRN_DATASET_AUTO;
+  if (file_exists(dir, "data_batch_1.bin")) return WRN_DATASET_CIFAR10;
+  if (file_exists(dir, "train.bin")) return WRN_DATASET_CIFAR100;
+  if (file_exists(dir, "train_32x32.mat")) return WRN_DATASET_SVHN;
+  char t[4096], v[4096];
+  struct stat st;
+  if (path_join(t, sizeof t, dir, "train") && path_join(v, sizeof v, dir, "val") &&
+      stat(t, &st) == 0 && S_ISDIR(st.st_mode) && stat(v, &st) == 0 && S_ISDIR(st.st_mode))
+    return WRN_DATASET_IMAGEFOLDER;
+  return WRN_DATASET_AUTO;
 }
 
 void wrn_dataset_free(wrn_dataset *ds) {
@@ -254,20 +268,23 @@ const char *wrn_dataset_kind_name(wrn_dataset_kind k) {
     case WRN_DATASET_AUTO: return "auto";
     case WRN_DATASET_CIFAR10: return "cifar10";
     case WRN_DATASET_CIFAR100: return "cifar100";
+    case WRN_DATASET_SVHN: return "svhn";
+    case WRN_DATASET_IMAGEFOLDER: return "imagefolder";
   }
   return "?";
 }
 
 wrn_status wrn_dataset_kind_parse(const char *s, wrn_dataset_kind *out) {
   static const wrn_dataset_kind all[] = {WRN_DATASET_AUTO, WRN_DATASET_CIFAR10,
-                                         WRN_DATASET_CIFAR100};
+                                         WRN_DATASET_CIFAR100, WRN_DATASET_SVHN,
+                                         WRN_DATASET_IMAGEFOLDER};
   for (size_t i = 0; s && out && i < sizeof all / sizeof all[0]; i++)
     if (strcmp(s, wrn_dataset_kind_name(all[i])) == 0) {
       *out = all[i];
       return WRN_OK;
     }
   return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
-                  "unknown dataset kind '%s'; expected auto, cifar10 or cifar100",
+                  "unknown dataset kind '%s'; expected auto, cifar10, cifar100, svhn or imagefolder",
                   s ? s : "(null)");
 }
 

@@ -9,6 +9,12 @@
 
 #include "wrn_io.h"
 
+/* SVHN (io/svhn.c): reads the .mat files of `dir` into ds (kind, classes, both splits; the
+ * caller frees ds on failure). Without libmatio it fails saying so; wrn_svhn_available
+ * tells. */
+wrn_status wrn_svhn_open(wrn_dataset *ds, const char *dir, const wrn_dataset_options *o);
+int wrn_svhn_available(void);
+
 /* Length of the well-formed UTF-8 sequence starting at s (at most avail bytes), or 0 when
  * it is not one (overlong forms, surrogates and code points past U+10FFFF included). */
 size_t wrn_io_utf8_seq(const unsigned char *s, size_t avail);

@@ -1,10 +1,12 @@
 /* Batch loader: a background thread gathers the next batch's uint8 images and labels into
- * one of two buffers while the caller works on the other. The order of an epoch comes from
+ * one of two buffers while the caller works on the other (from a split in memory, or decoding
+ * an image folder's JPEGs on its own threads). The order of an epoch comes from
  * (seed, epoch) alone, never from thread timing, so runs and resumed runs see the same
  * batches. */
 #include "wrn_io.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +51,8 @@ typedef struct slot {
   int count;
   int64_t step;
   enum slot_state state;
+  wrn_status st; /* image folders: a decoding failure that is not a bad file */
+  char msg[1024];
 } slot;
 
 struct wrn_loader {
@@ -71,11 +75,48 @@ struct wrn_loader {
   int64_t next_fill, next_take;
   int held; /* slot lent to the caller, or -1 */
   slot slots[2];
+  /* An image-folder source instead of the split's arrays. */
+  const wrn_imagefolder *folder;
+  wrn_image_pipeline pipe;
+  int threads;
+  uint64_t epoch;
+  size_t *idx;            /* [batch] positions of the batch being decoded */
+  wrn_image_skips skips;  /* under mu */
 };
 
-static void fill_slot(const wrn_loader *L, slot *s, int64_t step) {
+static void fill_slot(wrn_loader *L, slot *s, int64_t step) {
   size_t first = (size_t)step * (size_t)L->batch;
   size_t count = L->split.n - first < (size_t)L->batch ? L->split.n - first : (size_t)L->batch;
+  s->step = step;
+  s->st = WRN_OK;
+  if (L->folder) {
+    for (size_t j = 0; j < count; j++) L->idx[j] = L->perm[first + j];
+    wrn_image_skips sk;
+    memset(&sk, 0, sizeof sk);
+    int kept = 0;
+    s->st = wrn_imagefolder_load(L->folder, L->idx, (int)count, &L->pipe, L->epoch, L->threads,
+                                 s->images, s->labels, s->indices, &kept, &sk);
+    if (s->st == WRN_OK && kept == 0)
+      s->st = wrn_fail(WRN_STATUS_FORMAT, "no image of batch %lld decoded (the first: %s: %s)",
+                       (long long)step, sk.first_path, sk.first_error);
+    if (s->st != WRN_OK) snprintf(s->msg, sizeof s->msg, "%s", wrn_last_error());
+    /* A training batch stays full (batch statistics see no padding): the images of skipped
+     * files are replaced by repeats of the batch's first ones. */
+    if (s->st == WRN_OK && L->drop_last)
+      for (int j = kept; j < (int)count; j++) {
+        const int from = j % kept;
+        memcpy(s->images + (size_t)j * L->img_bytes, s->images + (size_t)from * L->img_bytes,
+               L->img_bytes);
+        s->labels[j] = s->labels[from];
+        s->indices[j] = s->indices[from];
+      }
+    s->count = s->st == WRN_OK && L->drop_last ? (int)count : kept;
+    pthread_mutex_lock(&L->mu);
+    if (sk.skipped && !L->skips.skipped) L->skips = sk;
+    else L->skips.skipped += sk.skipped;
+    pthread_mutex_unlock(&L->mu);
+    return;
+  }
   for (size_t j = 0; j < count; j++) {
     uint32_t idx = L->perm[first + j];
     memcpy(s->images + j * L->img_bytes, L->split.images + (size_t)idx * L->img_bytes,
@@ -84,7 +125,6 @@ static void fill_slot(const wrn_loader *L, slot *s, int64_t step) {
     s->indices[j] = idx;
   }
   s->count = (int)count;
-  s->step = step;
 }
 
 static void *worker(void *arg) {
@@ -111,11 +151,45 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+static wrn_status loader_open(wrn_loader **out, const wrn_split *split, int batch, int shuffle,
+                              int drop_last, uint64_t seed, const wrn_imagefolder *folder,
+                              const wrn_image_pipeline *pipe, int threads);
+
 wrn_status wrn_loader_open(wrn_loader **out, const wrn_split *split, int batch, int shuffle,
                            int drop_last, uint64_t seed) {
+  return loader_open(out, split, batch, shuffle, drop_last, seed, NULL, NULL, 0);
+}
+
+wrn_status wrn_loader_open_folder(wrn_loader **out, const wrn_imagefolder *f,
+                                  const wrn_image_pipeline *p, int threads, int batch,
+                                  int shuffle, int drop_last, uint64_t seed) {
+  if (!f || !p)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_loader_open_folder: NULL argument");
+  if (p->size < 1)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_loader_open_folder: image size %d", p->size);
+  wrn_split sp;
+  memset(&sp, 0, sizeof sp);
+  sp.n = wrn_imagefolder_count(f);
+  sp.c = 3, sp.h = sp.w = p->size;
+  sp.n_classes = wrn_imagefolder_classes(f);
+  return loader_open(out, &sp, batch, shuffle, drop_last, seed, f, p, threads);
+}
+
+void wrn_loader_skips(wrn_loader *L, wrn_image_skips *out) {
+  if (!out) return;
+  memset(out, 0, sizeof *out);
+  if (!L) return;
+  pthread_mutex_lock(&L->mu);
+  *out = L->skips;
+  pthread_mutex_unlock(&L->mu);
+}
+
+static wrn_status loader_open(wrn_loader **out, const wrn_split *split, int batch, int shuffle,
+                              int drop_last, uint64_t seed, const wrn_imagefolder *folder,
+                              const wrn_image_pipeline *pipe, int threads) {
   if (!out) return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "wrn_loader_open: out is NULL");
   *out = NULL;
-  if (!split || !split->images || !split->labels || split->n == 0)
+  if (!split || (!folder && (!split->images || !split->labels)) || split->n == 0)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                     "wrn_loader_open: the split is %s", !split ? "NULL" : "empty");
   if (split->n > UINT32_MAX)
@@ -145,8 +219,12 @@ wrn_status wrn_loader_open(wrn_loader **out, const wrn_split *split, int batch, 
   L->steps = (int64_t)(drop_last ? split->n / (size_t)batch
                                  : (split->n + (size_t)batch - 1) / (size_t)batch);
   L->held = -1;
+  L->folder = folder;
+  if (pipe) L->pipe = *pipe;
+  L->threads = threads > 0 ? threads : 1;
   L->perm = malloc(split->n * sizeof *L->perm);
-  int ok = L->perm != NULL;
+  L->idx = malloc((size_t)batch * sizeof *L->idx);
+  int ok = L->perm != NULL && L->idx != NULL;
   for (int i = 0; i < 2 && ok; i++) {
     L->slots[i].images = malloc((size_t)batch * L->img_bytes);
     L->slots[i].labels = malloc((size_t)batch * sizeof(int32_t));
@@ -194,6 +272,7 @@ wrn_status wrn_loader_start_epoch(wrn_loader *L, uint64_t epoch, int64_t first_s
   L->slots[0].state = L->slots[1].state = SLOT_FREE;
   L->held = -1;
   L->next_fill = L->next_take = first_step;
+  L->epoch = epoch;
   L->active = 1;
   pthread_cond_broadcast(&L->cv_work);
   pthread_mutex_unlock(&L->mu);
@@ -226,6 +305,11 @@ wrn_status wrn_loader_next(wrn_loader *L, wrn_batch *b) {
   s->state = SLOT_HELD;
   L->held = k;
   L->next_take++;
+  if (s->st != WRN_OK) {
+    wrn_status st = s->st;
+    pthread_mutex_unlock(&L->mu);
+    return wrn_fail(st, "%s", s->msg);
+  }
   b->images = s->images;
   b->labels = s->labels;
   b->indices = s->indices;
@@ -257,5 +341,6 @@ void wrn_loader_free(wrn_loader *L) {
     free(L->slots[i].indices);
   }
   free(L->perm);
+  free(L->idx);
   free(L);
 }

@@ -45,6 +45,42 @@ void wrn_train_options_default(wrn_train_options *o) {
   o->shuffle = 1;
   o->seed = 1;
   o->workspace_mib = 1024;
+  o->meanstd = 1;
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  o->loader_threads = cores > 0 ? (int)cores : 1;
+}
+
+/* Whether JPEG decoding is built in; fails with the decoder's message otherwise. */
+static int jpeg_ready(void) {
+  wrn_jpeg *j = NULL;
+  if (wrn_jpeg_new(&j) != WRN_OK) return 0;
+  wrn_jpeg_free(j);
+  return 1;
+}
+
+void wrn_train_options_recipe(wrn_train_options *o, wrn_dataset_kind kind, const char *model) {
+  if (kind == WRN_DATASET_SVHN) {
+    o->lr = 0.01;
+    o->lr_decay = 0.1;
+    o->lr_drops[0] = 80, o->lr_drops[1] = 120, o->n_lr_drops = 2;
+    o->epochs = 160;
+    o->dropout = 0.4;
+    o->augment = 0;
+    o->meanstd = 0;
+    o->svhn_extra = 1;
+  }
+  if (model && (!strncmp(model, "resnet-", 7) || !strcmp(model, "wrn-50-2") ||
+                !strcmp(model, "wrn-101-2"))) {
+    o->lr = 0.1;
+    o->lr_decay = 0.1;
+    o->lr_drops[0] = 30, o->lr_drops[1] = 60, o->n_lr_drops = 2;
+    o->epochs = 90;
+    o->weight_decay = 1e-4;
+    o->batch = 256;
+    o->nesterov = 0;
+    o->momentum_reset = 0;
+    o->dropout = 0;
+  }
 }
 
 typedef enum opt_type {
@@ -93,6 +129,10 @@ static const opt_def opt_defs[] = {
     OPT("--nesterov", OPT_SWITCH, nesterov, 0, 0, 1),
     OPT("--momentum-reset", OPT_SWITCH, momentum_reset, 0, 0, 1),
     OPT("--bn-gamma-one", OPT_SWITCH, bn_gamma_one, 0, 0, 1),
+    OPT("--meanstd", OPT_SWITCH, meanstd, 0, 0, 1),
+    OPT("--svhn-extra", OPT_SWITCH, svhn_extra, 0, 0, 1),
+    OPT("--image-size", OPT_INT, image_size, 0, 4096, 1),
+    OPT("--loader-threads", OPT_INT, loader_threads, 1, 1024, 0),
     OPT("--workspace-mib", OPT_REAL, workspace_mib, 1, 1 << 20, 1),
     OPT("--lr-schedule", OPT_SCHEDULE, lr_schedule, 0, 0, 1),
     OPT("--warmup-epochs", OPT_INT, warmup_epochs, 0, 100000, 1),
@@ -250,7 +290,9 @@ wrn_status wrn_train_options_check(const wrn_train_options *o) {
 }
 
 static int model_option(const char *name) {
-  return !strcmp(name, "--model") || !strcmp(name, "--classes") || !strcmp(name, "--dropout");
+  /* The network and what feeds it: all an evaluation takes from a checkpoint. */
+  return !strcmp(name, "--model") || !strcmp(name, "--classes") || !strcmp(name, "--dropout") ||
+         !strcmp(name, "--image-size") || !strcmp(name, "--meanstd");
 }
 
 static wrn_status options_from(wrn_train_options *o, const wrn_st_file *f, const char *path,
@@ -327,6 +369,14 @@ wrn_augment wrn_train_augment(const wrn_train_options *o, int train, uint64_t gl
   /* The recipe's meanstd normalisation on the 0-255 scale (docs: wrn-recipe.md). */
   wrn_augment a = {train && o->augment, 4, {125.3f, 123.0f, 113.9f}, {63.0f, 62.1f, 66.7f},
                    o->seed * 0x9E3779B97F4A7C15ull + 1, global_step, train ? o->cutout : 0};
+  if (o->dataset == WRN_DATASET_IMAGEFOLDER) {
+    /* The loader cropped and flipped; torchvision's ImageNet mean and std. */
+    const float m[3] = {123.675f, 116.28f, 103.53f}, sd[3] = {58.395f, 57.12f, 57.375f};
+    a.augment = 0;
+    for (int c = 0; c < 3; c++) a.mean[c] = m[c], a.std[c] = sd[c];
+  }
+  if (!o->meanstd) /* pixels / 255 */
+    for (int c = 0; c < 3; c++) a.mean[c] = 0.0f, a.std[c] = 255.0f;
   return a;
 }
 
@@ -365,6 +415,7 @@ struct wrn_trainer {
   wrn_train_hooks h;
   wrn_train_mode mode;
   wrn_dataset ds;
+  wrn_imagefolder *train_f, *test_f; /* image folders: DATA/train, DATA/val */
   wrn_replicas reps;
   wrn_loader *train_l, *test_l;
   wrn_jsonl *log;
@@ -593,6 +644,13 @@ static wrn_status save_checkpoint(wrn_trainer *t, const char *path, int complete
   meta[m++] = (wrn_checkpoint_meta){"best_test_acc", best};
   meta[m++] = (wrn_checkpoint_meta){"init", t->init_src}; /* the run's, across resumes */
   if (log_line) meta[m++] = (wrn_checkpoint_meta){"log_line", log_line};
+  if (!t->o.meanstd) { /* what wrn_train_augment feeds the network */
+    meta[m++] = (wrn_checkpoint_meta){"input_mean", "0,0,0"};
+    meta[m++] = (wrn_checkpoint_meta){"input_std", "255,255,255"};
+  } else if (t->o.dataset == WRN_DATASET_IMAGEFOLDER) {
+    meta[m++] = (wrn_checkpoint_meta){"input_mean", "123.675,116.28,103.53"};
+    meta[m++] = (wrn_checkpoint_meta){"input_std", "58.395,57.12,57.375"};
+  }
   char split[1024];
   wrn_replicas_split_text(&t->reps, split, sizeof split);
   if (t->reps.workers > 1) meta[m++] = (wrn_checkpoint_meta){"split", split};
@@ -672,6 +730,47 @@ static double train_seconds(const wrn_trainer *t) {
   return t->time_done + (t->stretch_t0 >= 0 ? wrn_seconds() - t->stretch_t0 : 0);
 }
 
+wrn_image_pipeline wrn_train_pipeline(const wrn_train_options *o, int train) {
+  wrn_image_pipeline p = wrn_image_pipeline_default(train && o->augment);
+  if (o->image_size > 0) {
+    p.size = o->image_size;
+    p.resize = (int)(o->image_size * 256.0 / 224.0 + 0.5); /* 224 -> 256, torchvision's ratio */
+  }
+  p.seed = o->seed * 0x9E3779B97F4A7C15ull + 2;
+  return p;
+}
+
+/* DATA/train and DATA/val (DATA/val only for evaluation), with the same classes. */
+static wrn_status folders_open(wrn_trainer *t, int eval) {
+  wrn_train_options *o = &t->o;
+  char p[1100];
+  snprintf(p, sizeof p, "%s/val", o->data);
+  wrn_status s = wrn_imagefolder_open(&t->test_f, p);
+  if (s != WRN_OK) return s;
+  const int nc = wrn_imagefolder_classes(t->test_f);
+  if (!eval) {
+    snprintf(p, sizeof p, "%s/train", o->data);
+    if ((s = wrn_imagefolder_open(&t->train_f, p)) != WRN_OK) return s;
+    if (wrn_imagefolder_classes(t->train_f) != nc)
+      return wrn_fail(WRN_STATUS_FORMAT, "%s/train has %d classes but %s/val has %d", o->data,
+                      wrn_imagefolder_classes(t->train_f), o->data, nc);
+    for (int i = 0; i < nc; i++)
+      if (strcmp(wrn_imagefolder_class_name(t->train_f, i), wrn_imagefolder_class_name(t->test_f, i)))
+        return wrn_fail(WRN_STATUS_FORMAT, "class %d is '%s' in %s/train but '%s' in %s/val", i,
+                        wrn_imagefolder_class_name(t->train_f, i), o->data,
+                        wrn_imagefolder_class_name(t->test_f, i), o->data);
+  }
+  if (!jpeg_ready()) return WRN_STATUS_INVALID_ARGUMENT;
+  if (o->classes == 0) o->classes = nc;
+  if (o->classes != nc)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "the model has %d classes but %s has %d",
+                    o->classes, o->data, nc);
+  if (o->image_size == 0) o->image_size = 224;
+  t->st.train_images = eval ? 0 : wrn_imagefolder_count(t->train_f);
+  t->st.test_images = wrn_imagefolder_count(t->test_f);
+  return WRN_OK;
+}
+
 static wrn_status setup(wrn_trainer *t) {
   wrn_train_options *o = &t->o;
   wrn_train_state *st = &t->st;
@@ -690,22 +789,39 @@ static wrn_status setup(wrn_trainer *t) {
     memcpy(o->data, abs, al + 1);
     free(abs);
   }
-  /* Evaluation reads the training files too (their sizes are checked) but keeps none. */
-  wrn_dataset_options dopt = {o->dataset, o->labels, eval ? 1 : (size_t)o->train_limit,
-                              (size_t)o->test_limit};
-  TRAIN_TRY("reading the data set", wrn_dataset_open(&t->ds, o->data, &dopt));
-  if (o->classes == 0) o->classes = t->ds.n_classes;
-  if (o->classes != t->ds.n_classes)
-    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "the model has %d classes but %s has %d",
-                    o->classes, o->data, t->ds.n_classes);
-  st->train_images = eval ? 0 : t->ds.train.n;
-  st->test_images = t->ds.test.n;
+  if (o->dataset == WRN_DATASET_AUTO && wrn_dataset_detect(o->data) == WRN_DATASET_IMAGEFOLDER)
+    o->dataset = WRN_DATASET_IMAGEFOLDER;
+  if (o->dataset == WRN_DATASET_IMAGEFOLDER) {
+    TRAIN_TRY("opening the image folders", folders_open(t, eval));
+  } else {
+    /* Evaluation reads the training files too (their sizes are checked) but keeps none. */
+    wrn_dataset_options dopt = {o->dataset, o->labels, eval ? 1 : (size_t)o->train_limit,
+                                (size_t)o->test_limit, o->svhn_extra};
+    TRAIN_TRY("reading the data set", wrn_dataset_open(&t->ds, o->data, &dopt));
+    if (o->classes == 0) o->classes = t->ds.n_classes;
+    if (o->classes != t->ds.n_classes)
+      return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "the model has %d classes but %s has %d",
+                      o->classes, o->data, t->ds.n_classes);
+    st->train_images = eval ? 0 : t->ds.train.n;
+    st->test_images = t->ds.test.n;
+  }
   if ((s = wrn_replicas_open(&t->reps, o, &t->h)) != WRN_OK) return s;
-  if (!eval)
+  if (t->test_f) {
+    wrn_image_pipeline tr = wrn_train_pipeline(o, 1), ev = wrn_train_pipeline(o, 0);
+    if (!eval)
+      TRAIN_TRY("starting the data loader",
+                wrn_loader_open_folder(&t->train_l, t->train_f, &tr, o->loader_threads, o->batch,
+                                       o->shuffle, 1, o->seed));
     TRAIN_TRY("starting the data loader",
-              wrn_loader_open(&t->train_l, &t->ds.train, o->batch, o->shuffle, 1, o->seed));
-  TRAIN_TRY("starting the data loader",
-            wrn_loader_open(&t->test_l, &t->ds.test, o->batch, 0, 0, o->seed));
+              wrn_loader_open_folder(&t->test_l, t->test_f, &ev, o->loader_threads, o->batch, 0,
+                                     0, o->seed));
+  } else {
+    if (!eval)
+      TRAIN_TRY("starting the data loader",
+                wrn_loader_open(&t->train_l, &t->ds.train, o->batch, o->shuffle, 1, o->seed));
+    TRAIN_TRY("starting the data loader",
+              wrn_loader_open(&t->test_l, &t->ds.test, o->batch, 0, 0, o->seed));
+  }
   if (eval) {
     wrn_st_file *f;
     TRAIN_TRY("loading the checkpoint", wrn_st_open(&f, o->init));
@@ -794,6 +910,8 @@ void wrn_trainer_free(wrn_trainer *t) {
   wrn_loader_free(t->test_l);
   wrn_replicas_free(&t->reps);
   wrn_dataset_free(&t->ds);
+  wrn_imagefolder_free(t->train_f);
+  wrn_imagefolder_free(t->test_f);
   wrn_jsonl_close(t->log);
   wrn_json_free(t->js);
   free(t);

@@ -23,12 +23,15 @@ int wrn_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out);
 int wrn_parse_u64(const char *s, uint64_t *out);
 int wrn_parse_real(const char *s, double lo, double hi, double *out);
 
-/* ---------------------------------------------------------------- CIFAR data sets */
+/* ---------------------------------------------------------------- data sets */
 
 typedef enum wrn_dataset_kind {
   WRN_DATASET_AUTO = 0, /* detect from the files present */
   WRN_DATASET_CIFAR10 = 1,
-  WRN_DATASET_CIFAR100 = 2
+  WRN_DATASET_CIFAR100 = 2,
+  WRN_DATASET_SVHN = 3, /* needs libmatio at build time */
+  WRN_DATASET_IMAGEFOLDER = 4 /* DIR/train and DIR/val image folders (wrn_imagefolder_open;
+                                 wrn_dataset_open does not read them) */
 } wrn_dataset_kind;
 
 typedef enum wrn_labels {
@@ -41,6 +44,7 @@ typedef struct wrn_dataset_options {
   wrn_labels labels;  /* CIFAR-100 only */
   size_t train_limit; /* keep the first N training images; 0 keeps all */
   size_t test_limit;  /* same for the test split */
+  int svhn_extra;     /* SVHN: 1 appends extra_32x32.mat to the training split */
 } wrn_dataset_options;
 
 /* One split in host memory. */
@@ -59,16 +63,82 @@ typedef struct wrn_dataset {
 } wrn_dataset;
 
 /* Reads a CIFAR-10 folder (data_batch_1.bin .. data_batch_N.bin, N >= 1 consecutive, and
- * test_batch.bin) or a CIFAR-100 folder (train.bin, test.bin). opts may be NULL (auto,
- * fine labels, no limits). Checks every file's size against the record size and every
- * label read against the class count. *ds is zeroed first; free with wrn_dataset_free. */
+ * test_batch.bin), a CIFAR-100 folder (train.bin, test.bin) or an SVHN folder
+ * (train_32x32.mat, test_32x32.mat, with svhn_extra extra_32x32.mat: MATLAB files of X
+ * 32x32x3xN uint8 and y 1..10, 10 being the digit 0, which becomes label 0). opts may be
+ * NULL (auto, fine labels, no limits, no extra). Checks every file's size against the
+ * record size (SVHN: X's and y's names, types and dims) and every label read against the
+ * class count. *ds is zeroed first; free with wrn_dataset_free. */
 wrn_status wrn_dataset_open(wrn_dataset *ds, const char *dir, const wrn_dataset_options *opts);
 void wrn_dataset_free(wrn_dataset *ds); /* safe on a zeroed or freed struct */
-const char *wrn_dataset_kind_name(wrn_dataset_kind k); /* "auto", "cifar10", "cifar100" */
-/* Parse option strings ("auto"/"cifar10"/"cifar100", "fine"/"coarse"); INVALID_ARGUMENT
+const char *wrn_dataset_kind_name(wrn_dataset_kind k); /* "auto", "cifar10", "cifar100", "svhn", "imagefolder" */
+/* The kind a folder holds by its files (what AUTO would read), or AUTO when none fits. */
+wrn_dataset_kind wrn_dataset_detect(const char *dir);
+/* Parse option strings ("auto"/"cifar10"/"cifar100"/"svhn", "fine"/"coarse"); INVALID_ARGUMENT
  * with a message listing the accepted values otherwise. */
 wrn_status wrn_dataset_kind_parse(const char *s, wrn_dataset_kind *out);
 wrn_status wrn_labels_parse(const char *s, wrn_labels *out);
+
+/* ---------------------------------------------------------------- image folders */
+
+/* A folder in PyTorch's ImageFolder layout, root/<class>/<file>: classes are the
+ * subfolders sorted by name (label = position), files sorted by name within each class;
+ * names starting with '.' are ignored. Only the list is read here. */
+typedef struct wrn_imagefolder wrn_imagefolder;
+wrn_status wrn_imagefolder_open(wrn_imagefolder **out, const char *dir);
+void wrn_imagefolder_free(wrn_imagefolder *f);
+size_t wrn_imagefolder_count(const wrn_imagefolder *f);
+int wrn_imagefolder_classes(const wrn_imagefolder *f);
+const char *wrn_imagefolder_class_name(const wrn_imagefolder *f, int i);
+const char *wrn_imagefolder_path(const wrn_imagefolder *f, size_t i); /* "<class>/<file>" */
+int32_t wrn_imagefolder_label(const wrn_imagefolder *f, size_t i);
+
+/* torchvision's ImageNet pipelines: train, RandomResizedCrop(size, scale, ratio) and a
+ * horizontal flip drawn from Philox keyed by (seed, epoch, image index); eval, Resize(resize)
+ * of the shorter side and CenterCrop(size). Output uint8 RGB planes [3][size][size]; the
+ * ImageNet mean/std normalisation is the network's input step (wrn_augment). */
+typedef struct wrn_image_pipeline {
+  int train;
+  int size, resize;            /* 224, 256 */
+  double scale_lo, scale_hi;   /* 0.08, 1 */
+  double ratio_lo, ratio_hi;   /* 3/4, 4/3 */
+  uint64_t seed;
+} wrn_image_pipeline;
+wrn_image_pipeline wrn_image_pipeline_default(int train);
+/* The crop of a w x h picture, in its pixels (x, y, cw, ch), and whether it is flipped. */
+typedef struct wrn_image_box {
+  double x, y, cw, ch;
+  int flip;
+} wrn_image_box;
+void wrn_image_crop(const wrn_image_pipeline *p, int w, int h, uint64_t epoch, uint64_t index,
+                    wrn_image_box *box);
+
+/* A JPEG decoder (libjpeg-turbo), one per thread. Greyscale and CMYK pictures become RGB
+ * (CMYK as PIL's convert("RGB")); the decode is scaled by 1/2, 1/4 or 1/8 when the crop stays
+ * at least size x size. Without libjpeg-turbo at build time wrn_jpeg_new fails saying so. */
+typedef struct wrn_jpeg wrn_jpeg;
+int wrn_jpeg_available(void);
+wrn_status wrn_jpeg_new(wrn_jpeg **out);
+void wrn_jpeg_free(wrn_jpeg *j);
+/* Decodes `path` through the pipeline into out[3][size][size]: FORMAT (naming the file) when
+ * it is not a JPEG or is damaged (truncated included), IO when it cannot be read. */
+wrn_status wrn_jpeg_load(wrn_jpeg *j, const char *path, const wrn_image_pipeline *p,
+                         uint64_t epoch, uint64_t index, uint8_t *out);
+
+/* Files that did not decode: how many, the first one and why. */
+typedef struct wrn_image_skips {
+  size_t skipped;
+  char first_path[4096];
+  char first_error[1024];
+} wrn_image_skips;
+/* Decodes images idx[0..n) of f on `threads` threads into images[kept][3][size][size] and
+ * their labels (and, when kept_index is not NULL, their indices), in order; files that fail
+ * are left out and counted in *skips (which accumulates across calls; NULL ignores them).
+ * Fails only for what is not a bad file (memory, no decoder, an index out of range). */
+wrn_status wrn_imagefolder_load(const wrn_imagefolder *f, const size_t *idx, int n,
+                                const wrn_image_pipeline *p, uint64_t epoch, int threads,
+                                uint8_t *images, int32_t *labels, uint32_t *kept_index,
+                                int *kept, wrn_image_skips *skips);
 
 /* ---------------------------------------------------------------- batch loader */
 
@@ -100,6 +170,14 @@ wrn_status wrn_loader_start_epoch(wrn_loader *L, uint64_t epoch, int64_t first_s
  * pointers stay valid until the next call to wrn_loader_next, _start_epoch or _free. */
 wrn_status wrn_loader_next(wrn_loader *L, wrn_batch *b);
 int64_t wrn_loader_steps(const wrn_loader *L); /* batches per epoch */
+/* A loader over an image folder (not copied: it must outlive the loader): each batch is
+ * decoded through the pipeline p (its crops drawn from (p->seed, epoch, image index)) on
+ * `threads` threads, [count][3][size][size]. Files that do not decode are left out, so a
+ * batch may hold fewer images; wrn_loader_skips tells how many so far and the first. */
+wrn_status wrn_loader_open_folder(wrn_loader **out, const wrn_imagefolder *f,
+                                  const wrn_image_pipeline *p, int threads, int batch,
+                                  int shuffle, int drop_last, uint64_t seed);
+void wrn_loader_skips(wrn_loader *L, wrn_image_skips *out);
 void wrn_loader_free(wrn_loader *L);
 
 /* ---------------------------------------------------------------- safetensors */

@@ -48,8 +48,9 @@ typedef struct wrn_train_options {
   int classes;     /* --classes: 0 takes the data set's */
   double dropout;  /* --dropout */
   /* Data. */
-  char data[1024]; /* --data: a CIFAR-10 or CIFAR-100 folder (wrn_dataset_open) */
-  wrn_dataset_kind dataset; /* --dataset auto|cifar10|cifar100 */
+  char data[1024]; /* --data: a CIFAR-10, CIFAR-100 or SVHN folder (wrn_dataset_open), or
+                      one holding train/ and val/ image folders (wrn_imagefolder_open) */
+  wrn_dataset_kind dataset; /* --dataset auto|cifar10|cifar100|svhn|imagefolder */
   wrn_labels labels;        /* --labels fine|coarse */
   int train_limit, test_limit; /* --train-limit, --test-limit: first N images, 0 all */
   /* The recipe. */
@@ -66,6 +67,13 @@ typedef struct wrn_train_options {
   int warmup_epochs;            /* --warmup-epochs (0): a linear warm-up over the first N */
   double label_smoothing;       /* --label-smoothing (0): training targets (1-eps) onehot + eps/k */
   int cutout;                   /* --cutout (0): a square of side N zeroed per training image */
+  int meanstd;                  /* --meanstd on|off (on): the recipe's per-channel mean/std;
+                                   off: pixels / 255 (the SVHN recipe) */
+  int svhn_extra;               /* --svhn-extra on|off: SVHN trains on train + extra */
+  int image_size;               /* --image-size S: the network's input side; 0: the data's
+                                   (32; image folders 224) */
+  int loader_threads;           /* --loader-threads N: JPEG decoding threads (the cores);
+                                   not stored */
   uint64_t seed;                /* --seed (1): initialisation, order, augmentation, dropout */
   double workspace_mib;         /* --workspace-mib (1024): bound on the conv workspace */
   /* --conv-algo: "" or "auto" lets the tuner choose each conv layer's algorithm per pass; a
@@ -94,6 +102,16 @@ typedef struct wrn_train_options {
 /* The recipe: wrn-28-10, 200 epochs of batch 128, lr 0.1 x0.2 at 60/120/160, wd 5e-4,
  * Nesterov momentum 0.9 reset at each drop, flip + crop, shuffled, seed 1. */
 void wrn_train_options_default(wrn_train_options *o);
+/* The recipe of another data set or model family over the defaults, for the caller to apply
+ * before the flags it was given (so that each stays a flag):
+ * - SVHN (the paper): lr 0.01, x0.1 at 80 and 120, 160 epochs, dropout 0.4, no flip or crop,
+ *   pixels / 255, train + extra;
+ * - the ImageNet ResNets ("resnet-50", "wrn-50-2"; torchvision's reference recipe): lr 0.1,
+ *   x0.1 every 30 epochs, 90 epochs, wd 1e-4, batch 256, momentum 0.9 without Nesterov and
+ *   without a momentum reset. The WRN paper trained WRN-50-2 with fb.resnet.torch's recipe:
+ *   the same schedule and weight decay, Nesterov momentum, batch 256.
+ * Other kinds and models leave *o as it is. */
+void wrn_train_options_recipe(wrn_train_options *o, wrn_dataset_kind kind, const char *model);
 /* Sets one option from text, by its flag name ("--lr", "0.05"; switches take on|off).
  * Values are checked strictly (the whole text, the range); a value too long for its field
  * is refused, never cut. INVALID_ARGUMENT naming the option otherwise, and for a name that
@@ -103,7 +121,8 @@ int wrn_train_option_known(const char *name);
 /* Checks what no single option can: a data folder is given, the drops increase. */
 wrn_status wrn_train_options_check(const wrn_train_options *o);
 /* Replaces options with those stored in checkpoint `path` (written by a trainer): all the
- * run-defining ones, or with model_only just --model, --classes and --dropout. FORMAT when
+ * run-defining ones, or with model_only just the network and its input: --model, --classes,
+ * --dropout, --image-size and --meanstd. FORMAT when
  * the file holds no --model (not a wrn checkpoint) or a stored value is bad; IO when it
  * cannot be read. *o may be partly changed on failure. */
 wrn_status wrn_train_options_load(wrn_train_options *o, const char *path, int model_only);
@@ -124,8 +143,13 @@ double wrn_train_lr(const wrn_train_options *o, int epoch);
 wrn_sgd wrn_train_sgd(const wrn_train_options *o, int epoch, int64_t step);
 /* The input pipeline of a step: the recipe's normalisation, and with train and o->augment
  * flip + reflect-pad-4 crop drawn from (o->seed, global_step); with train and o->cutout
- * cutout from the same stream. */
+ * cutout from the same stream. For image folders (dataset WRN_DATASET_IMAGEFOLDER) the loader
+ * crops and flips (wrn_train_pipeline) and this is torchvision's ImageNet mean/std only (and
+ * the cutout). */
 wrn_augment wrn_train_augment(const wrn_train_options *o, int train, uint64_t global_step);
+/* The image-folder pipeline of a run: RandomResizedCrop + flip when train and o->augment,
+ * else resize + centre crop, at o->image_size (224). */
+wrn_image_pipeline wrn_train_pipeline(const wrn_train_options *o, int train);
 
 /* One training step on a network whose input holds a batch (wrn_net_set_batch or
  * wrn_net_set_input_real): forward in training mode (dropout masks keyed by

@@ -1,5 +1,8 @@
-/* WRN-d-k for small images (Zagoruyko & Komodakis 2016), pre-activation blocks. */
+/* WRN-d-k for small images (Zagoruyko & Komodakis 2016), pre-activation blocks; the model
+ * names and checks of every family (the ResNets are built in resnet.c). */
 #include "wrn_models.h"
+
+#include "models_internal.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -20,6 +23,19 @@ static int model_number(const char **p, char stop) {
 wrn_status wrn_model_parse(const char *name, wrn_model_spec *spec) {
   const char *p = name;
   int d = -1, k = -1;
+  /* preresnet-D and resnet-D: one number (strict, as for wrn-D-K below). */
+  static const char *const fam[4] = {"preresnet-", "PreResNet-", "resnet-", "ResNet-"};
+  for (int f = 0; p && f < 4; f++)
+    if (!strncmp(p, fam[f], strlen(fam[f]))) {
+      const char *q = p + strlen(fam[f]);
+      d = model_number(&q, '\0');
+      if (d < 0) break;
+      spec->arch = f < 2 ? WRN_ARCH_PREACT : WRN_ARCH_RESNET;
+      spec->depth = d;
+      spec->width = 1;
+      return wrn_model_check(spec);
+    }
+  d = -1;
   if (p && (!strncmp(p, "wrn-", 4) || !strncmp(p, "WRN-", 4))) {
     p += 4;
     d = model_number(&p, '-');
@@ -30,22 +46,40 @@ wrn_status wrn_model_parse(const char *name, wrn_model_spec *spec) {
   }
   if (d < 0 || k < 0)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
-                    "model '%s' is not of the form wrn-D-K (e.g. wrn-28-10)", name ? name : "");
+                    "model '%s' is not of the form wrn-D-K (e.g. wrn-28-10), preresnet-D "
+                    "(164, 1001), resnet-D or wrn-D-K with D = 50, 101, 152 (resnet-50, "
+                    "wrn-50-2)", name ? name : "");
+  spec->arch = (d == 50 || d == 101 || d == 152) ? WRN_ARCH_RESNET : WRN_ARCH_WRN;
   spec->depth = d;
   spec->width = k;
   return wrn_model_check(spec);
 }
 
+static wrn_status check_common(const wrn_model_spec *s) {
+  if (s->classes < 2)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "classes %d must be >= 2", s->classes);
+  if (!(s->dropout >= 0 && s->dropout < 1))
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "dropout %g must be in [0, 1)", s->dropout);
+  if (s->arch != WRN_ARCH_WRN && s->dropout > 0)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
+                    "dropout %g: only the WRN-d-k blocks have dropout (this model has none)",
+                    s->dropout);
+  return WRN_OK;
+}
+
 wrn_status wrn_model_check(const wrn_model_spec *s) {
+  if (s->arch == WRN_ARCH_PREACT || s->arch == WRN_ARCH_RESNET) {
+    MODEL_TRY(check_common(s));
+    return wrn_resnet_check(s);
+  }
+  if (s->arch != WRN_ARCH_WRN)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "unknown model family %d", (int)s->arch);
   if (s->depth < 10 || (s->depth - 4) % 6 != 0)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                     "depth %d is not 6N+4 with N >= 1 (10, 16, 22, 28, 40, ...)", s->depth);
   if (s->width < 1 || s->width > 64)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "width %d must be in 1..64", s->width);
-  if (s->classes < 2)
-    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "classes %d must be >= 2", s->classes);
-  if (!(s->dropout >= 0 && s->dropout < 1))
-    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "dropout %g must be in [0, 1)", s->dropout);
+  MODEL_TRY(check_common(s));
   if (s->in_c < 1 || s->in_h < 8 || s->in_w < 8 || s->in_h % 4 || s->in_w % 4)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                     "input %dx%dx%d: need at least 8x8 with sides divisible by 4", s->in_c,
@@ -54,12 +88,19 @@ wrn_status wrn_model_check(const wrn_model_spec *s) {
 }
 
 void wrn_model_name(const wrn_model_spec *s, char *out, size_t n) {
-  snprintf(out, n, "wrn-%d-%d", s->depth, s->width);
+  if (s->arch == WRN_ARCH_PREACT) snprintf(out, n, "preresnet-%d", s->depth);
+  else if (s->arch == WRN_ARCH_RESNET && s->width == 1) snprintf(out, n, "resnet-%d", s->depth);
+  else snprintf(out, n, "wrn-%d-%d", s->depth, s->width);
+}
+
+int wrn_model_default_size(const wrn_model_spec *s) {
+  return s->arch == WRN_ARCH_RESNET ? 224 : 32;
 }
 
 wrn_status wrn_model_build(wrn_net *net, const wrn_model_spec *s) {
   wrn_status st = wrn_model_check(s);
   if (st != WRN_OK) return st;
+  if (s->arch != WRN_ARCH_WRN) return wrn_resnet_build(net, s);
   int nb = (s->depth - 4) / 6;
   int widths[4] = {16, 16 * s->width, 32 * s->width, 64 * s->width};
   int x = wrn_net_input(net, s->in_c, s->in_h, s->in_w);
@@ -97,6 +138,7 @@ wrn_status wrn_model_build(wrn_net *net, const wrn_model_spec *s) {
 }
 
 size_t wrn_model_param_count(const wrn_model_spec *s) {
+  if (s->arch != WRN_ARCH_WRN) return wrn_resnet_param_count(s);
   int nb = (s->depth - 4) / 6;
   int widths[4] = {16, 16 * s->width, 32 * s->width, 64 * s->width};
   size_t p = (size_t)9 * s->in_c * widths[0];
@@ -116,6 +158,7 @@ size_t wrn_model_param_count(const wrn_model_spec *s) {
 }
 
 double wrn_model_forward_macs(const wrn_model_spec *s) {
+  if (s->arch != WRN_ARCH_WRN) return wrn_resnet_forward_macs(s);
   int nb = (s->depth - 4) / 6;
   int widths[4] = {16, 16 * s->width, 32 * s->width, 64 * s->width};
   double hw = (double)s->in_h * s->in_w;

@@ -97,10 +97,31 @@ static void test_bad_flags(void **state) {
   snprintf(cmd, sizeof cmd, "%s bench --device cpu --all-devices >/dev/null 2>&1", cli ? cli : "../wrn");
   st = system(cmd);
   assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+  snprintf(cmd, sizeof cmd, "%s bench --image-size 4 >/dev/null 2>&1", cli ? cli : "../wrn");
+  st = system(cmd);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+}
+
+/* The ImageNet models run through bench at another image size (one step, the layers of
+ * wrn-50-2 at 32x32: the stem, max pool and post-activation blocks on the device). */
+static void test_resnet_step(void **state) {
+  (void)state;
+  const char *cli = getenv("WRN_CLI");
+  char cmd[4096], out[1 << 16];
+  snprintf(cmd, sizeof cmd, "%s bench --model wrn-50-2 --image-size 32 --batch 2 --steps 1 "
+           "--warmup 0 --profile-steps 0 --conv-algo im2col --classes 10 2>&1", cli ? cli : "../wrn");
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  size_t n = fread(out, 1, sizeof out - 1, p);
+  out[n] = '\0';
+  int st = pclose(p);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("%s failed:\n%s", cmd, out);
+  if (!strstr(out, "wrn-50-2")) fail_msg("no model in the output:\n%s", out);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_bad_flags),
+                                     cmocka_unit_test(test_resnet_step),
                                      cmocka_unit_test(test_json_and_failure_row)};
   return cmocka_run_group_tests_name("bench", tests, NULL, NULL);
 }

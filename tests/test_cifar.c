@@ -154,7 +154,7 @@ static void test_limits(void **state) {
   (void)state;
   char dir[1024], p[1100];
   sample_dir(dir, sizeof dir);
-  wrn_dataset_options o = {WRN_DATASET_CIFAR10, WRN_LABELS_FINE, 123, 7};
+  wrn_dataset_options o = {WRN_DATASET_CIFAR10, WRN_LABELS_FINE, 123, 7, 0};
   wrn_dataset ds;
   WT_OK(wrn_dataset_open(&ds, dir, &o));
   assert_int_equal(ds.train.n, 123);
@@ -191,7 +191,7 @@ static void test_multiple_batches(void **state) {
   assert_int_equal(ds.train.images[2 * IMG], (unsigned char)(2 * 31 + 1 * 7));
   wrn_dataset_free(&ds);
   /* a limit that ends inside the second file */
-  wrn_dataset_options o = {WRN_DATASET_AUTO, WRN_LABELS_FINE, 5, 0};
+  wrn_dataset_options o = {WRN_DATASET_AUTO, WRN_LABELS_FINE, 5, 0, 0};
   WT_OK(wrn_dataset_open(&ds, dir, &o));
   assert_int_equal(ds.train.n, 5);
   assert_int_equal(ds.train.labels[4], 1);
@@ -244,7 +244,7 @@ static void test_errors(void **state) {
                "record 2", "label 10", "0..9", NULL);
   assert_null(ds.train.images); /* nothing leaks into ds on failure */
   /* the bad record lies beyond a limit of 2: not read, not reported */
-  wrn_dataset_options o = {WRN_DATASET_AUTO, WRN_LABELS_FINE, 2, 0};
+  wrn_dataset_options o = {WRN_DATASET_AUTO, WRN_LABELS_FINE, 2, 0, 0};
   WT_OK(wrn_dataset_open(&ds, dir, &o));
   wrn_dataset_free(&ds);
 
@@ -257,7 +257,7 @@ static void test_errors(void **state) {
 
   /* asking for CIFAR-100 in a CIFAR-10 folder */
   sample_dir(dir, sizeof dir);
-  o = (wrn_dataset_options){WRN_DATASET_CIFAR100, WRN_LABELS_FINE, 0, 0};
+  o = (wrn_dataset_options){WRN_DATASET_CIFAR100, WRN_LABELS_FINE, 0, 0, 0};
   expect_error(wrn_dataset_open(&ds, dir, &o), WRN_STATUS_IO, "cifar10-sample/train.bin",
                "missing", NULL);
 
@@ -276,7 +276,7 @@ static void test_errors(void **state) {
 
   expect_error(wrn_dataset_open(&ds, NULL, NULL), WRN_STATUS_INVALID_ARGUMENT, "wrn_dataset_open",
                NULL);
-  o = (wrn_dataset_options){(wrn_dataset_kind)7, WRN_LABELS_FINE, 0, 0};
+  o = (wrn_dataset_options){(wrn_dataset_kind)7, WRN_LABELS_FINE, 0, 0, 0};
   expect_error(wrn_dataset_open(&ds, dir, &o), WRN_STATUS_INVALID_ARGUMENT, "kind 7", NULL);
 }
 
@@ -288,8 +288,12 @@ static void test_parse(void **state) {
   assert_int_equal(k, WRN_DATASET_CIFAR100);
   WT_OK(wrn_dataset_kind_parse("auto", &k));
   assert_int_equal(k, WRN_DATASET_AUTO);
-  expect_error(wrn_dataset_kind_parse("svhn", &k), WRN_STATUS_INVALID_ARGUMENT, "svhn", "cifar10",
-               NULL);
+  WT_OK(wrn_dataset_kind_parse("svhn", &k));
+  assert_int_equal(k, WRN_DATASET_SVHN);
+  WT_OK(wrn_dataset_kind_parse("imagefolder", &k));
+  assert_int_equal(k, WRN_DATASET_IMAGEFOLDER);
+  expect_error(wrn_dataset_kind_parse("mnist", &k), WRN_STATUS_INVALID_ARGUMENT, "mnist",
+               "cifar10", "svhn", NULL);
   WT_OK(wrn_labels_parse("coarse", &l));
   assert_int_equal(l, WRN_LABELS_COARSE);
   expect_error(wrn_labels_parse("medium", &l), WRN_STATUS_INVALID_ARGUMENT, "medium", "fine",
@@ -314,7 +318,7 @@ static void test_cifar100(void **state) {
     assert_int_equal(ds.train.images[i * IMG], (unsigned char)(i * 31 + 2 * 7));
   }
   wrn_dataset_free(&ds);
-  wrn_dataset_options o = {WRN_DATASET_AUTO, WRN_LABELS_COARSE, 0, 2};
+  wrn_dataset_options o = {WRN_DATASET_AUTO, WRN_LABELS_COARSE, 0, 2, 0};
   WT_OK(wrn_dataset_open(&ds, dir, &o));
   assert_int_equal(ds.n_classes, 20);
   assert_int_equal(ds.test.n, 2);
@@ -322,7 +326,7 @@ static void test_cifar100(void **state) {
   wrn_dataset_free(&ds);
 
   /* a CIFAR-10 folder read as CIFAR-100 and the other way round */
-  o = (wrn_dataset_options){WRN_DATASET_CIFAR10, WRN_LABELS_FINE, 0, 0};
+  o = (wrn_dataset_options){WRN_DATASET_CIFAR10, WRN_LABELS_FINE, 0, 0, 0};
   expect_error(wrn_dataset_open(&ds, dir, &o), WRN_STATUS_IO, "c100/data_batch_1.bin", NULL);
 
   make_case_dir(dir, sizeof dir, "c100_bad");

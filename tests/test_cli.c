@@ -129,6 +129,18 @@ static void test_summary(void **state) {
   assert_int_equal(run(out, sizeof out, "summary --model wrn-40-4"), 0);
   expect(out, "8,949,210");
   expect(out, "planned");
+  assert_int_equal(run(out, sizeof out, "summary --model wrn-50-2 --classes 1000"), 0);
+  expect(out, "68,883,240");
+  expect(out, "input 3x224x224");
+  expect(out, "maxpool3x3/2");
+  expect(out, "add+relu");
+  expect(out, "layer1.0.downsample.0.weight");
+  assert_int_equal(run(out, sizeof out, "summary --model resnet-50 --classes 1000"), 0);
+  expect(out, "25,557,032");
+  assert_int_equal(run(out, sizeof out, "summary --model preresnet-164"), 0);
+  expect(out, "1,703,258");
+  assert_int_equal(run(out, sizeof out, "summary --model wrn-50-2 --image-size 16"), 2);
+  expect(out, "32x32");
 }
 
 static void test_bad_data(void **state) {

@@ -357,7 +357,7 @@ static void on_event(const wrn_train_event *e, void *user) {
 
 static wrn_status build_wrn(wrn_net *net, const wrn_train_options *o, void *user) {
   (void)user;
-  wrn_model_spec s = {0, 0, o->classes, o->dropout, 3, 32, 32};
+  wrn_model_spec s = {0, 0, o->classes, o->dropout, 3, 32, 32, WRN_ARCH_WRN};
   wrn_status st = wrn_model_parse(o->model, &s);
   return st != WRN_OK ? st : wrn_model_build(net, &s);
 }

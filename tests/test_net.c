@@ -25,27 +25,10 @@ static double loss_at(const double *p, void *user) {
   return ls / g->batch;
 }
 
-static void gradcheck(double dropout, const char *algo) {
-  wrn_ctx *ctx = t_ctx64();
-  if (!ctx) skip();
-  /* WRN-10-1 on 3x8x8 inputs, batch 3, 4 classes: every layer kind, the projection shortcut,
-   * strided convs and (with dropout) masks keyed by (seed, step). */
-  wrn_model_spec s = {10, 1, 4, dropout, 3, 8, 8};
-  int batch = 3;
-  wrn_net *net;
-  WT_OK(wrn_net_create(&net, ctx, batch, NULL));
-  WT_OK(wrn_model_build(net, &s));
-  if (algo) WT_OK(wrn_net_set_conv_choices(net, algo));
-  WT_OK(wrn_net_finalize(net));
+/* Central differences on a few entries of every parameter tensor of a finalized network in
+ * double, against its backward pass; prints the largest errors under `what`. */
+static void check_gradients(wrn_net *net, int batch, int c, int h, int w, const char *what) {
   WT_OK(wrn_net_init_params(net, 11));
-  if (algo) {
-    /* The forced algorithm runs where it supports a layer: some layer and pass must use it. */
-    int used = 0;
-    for (int i = 0; i < wrn_net_layer_count(net); i++)
-      for (int q = 0; q < WRN_CONV_PASSES; q++)
-        used += !strcmp(wrn_net_conv_choice(net, i, (wrn_conv_pass)q), algo);
-    if (!used) fail_msg("no conv layer of the network uses %s", algo);
-  }
   size_t np = wrn_net_flat_count(net, 0);
   double *p = malloc(np * sizeof *p), *grad = malloc(np * sizeof *grad);
   WT_OK(wrn_net_read(net, 0, p));
@@ -55,10 +38,11 @@ static void gradcheck(double dropout, const char *algo) {
     if (strstr(pi->name, ".weight") && pi->ndim == 1)
       for (size_t k = 0; k < pi->count; k++) p[pi->offset + k] = 0.5 + 0.5 * p[pi->offset + k];
   }
-  size_t nin = (size_t)batch * 3 * 8 * 8;
+  size_t nin = (size_t)batch * c * h * w;
   double *x = malloc(nin * sizeof *x);
   t_rand(x, nin, -2, 2, 5);
-  int32_t labels[3] = {0, 3, 1};
+  int32_t labels[4] = {0, 3, 1, 2};
+  assert_true(batch <= 4);
   WT_OK(wrn_net_set_input_real(net, x, labels, batch));
   gc g = {net, p, batch};
   double l0 = loss_at(p, &g);
@@ -97,16 +81,40 @@ static void gradcheck(double dropout, const char *algo) {
       if (err > worst) worst = err;
       if (fabs(num - grad[k]) > worst_abs) worst_abs = fabs(num - grad[k]);
       if (err > 1e-5)
-        fail_msg("%s[%zu]: backward %.10g, central difference %.10g (relative error %.3g)",
-                 pi->name, k - pi->offset, grad[k], num, err);
+        fail_msg("%s: %s[%zu]: backward %.10g, central difference %.10g (relative error %.3g)",
+                 what, pi->name, k - pi->offset, grad[k], num, err);
       checked++;
     }
   }
-  print_message("gradient check (dropout %.1f, conv %s): loss %.6f, %d entries over %d tensors, "
-                "largest relative error %.3g, largest absolute %.3g\n",
-                dropout, algo ? algo : "tuner's", l0, checked, wrn_net_param_tensors(net), worst,
-                worst_abs);
+  print_message("gradient check (%s): loss %.6f, %d entries over %d tensors, largest relative "
+                "error %.3g, largest absolute %.3g\n",
+                what, l0, checked, wrn_net_param_tensors(net), worst, worst_abs);
   free(p), free(grad), free(x);
+}
+
+static void gradcheck(double dropout, const char *algo) {
+  wrn_ctx *ctx = t_ctx64();
+  if (!ctx) skip();
+  /* WRN-10-1 on 3x8x8 inputs, batch 3, 4 classes: every layer kind, the projection shortcut,
+   * strided convs and (with dropout) masks keyed by (seed, step). */
+  wrn_model_spec s = {10, 1, 4, dropout, 3, 8, 8, WRN_ARCH_WRN};
+  int batch = 3;
+  wrn_net *net;
+  WT_OK(wrn_net_create(&net, ctx, batch, NULL));
+  WT_OK(wrn_model_build(net, &s));
+  if (algo) WT_OK(wrn_net_set_conv_choices(net, algo));
+  WT_OK(wrn_net_finalize(net));
+  if (algo) {
+    /* The forced algorithm runs where it supports a layer: some layer and pass must use it. */
+    int used = 0;
+    for (int i = 0; i < wrn_net_layer_count(net); i++)
+      for (int q = 0; q < WRN_CONV_PASSES; q++)
+        used += !strcmp(wrn_net_conv_choice(net, i, (wrn_conv_pass)q), algo);
+    if (!used) fail_msg("no conv layer of the network uses %s", algo);
+  }
+  char what[96];
+  snprintf(what, sizeof what, "dropout %.1f, conv %s", dropout, algo ? algo : "tuner's");
+  check_gradients(net, batch, 3, 8, 8, what);
   wrn_net_free(net);
 }
 
@@ -125,10 +133,92 @@ static void test_gradcheck_each_algorithm(void **state) {
   for (int i = 0; i < wrn_conv_algo_count(); i++) gradcheck(0.0, wrn_conv_algo_name(i));
 }
 
+/* The torchvision ResNet's layers in miniature: a 7x7/2 stem with BN+ReLU, the 3x3/2 max
+ * pool, a post-activation bottleneck with a 1x1/2 conv + BN downsample ending in add + ReLU,
+ * then one with the identity shortcut (the add's output also feeds the next block's conv),
+ * global pool and linear; 3x16x16 inputs, batch 3, double. */
+static void test_gradcheck_postact(void **state) {
+  (void)state;
+  wrn_ctx *ctx = t_ctx64();
+  if (!ctx) skip();
+  int batch = 3;
+  wrn_net *net;
+  WT_OK(wrn_net_create(&net, ctx, batch, NULL));
+  int x = wrn_net_input(net, 3, 16, 16);
+  x = wrn_net_conv(net, "conv1.weight", x, 4, 7, 2, 3); /* 8x8 */
+  x = wrn_net_bn(net, "bn1", x, 1);
+  x = wrn_net_maxpool(net, x, 3, 2, 1); /* 4x4 */
+  for (int b = 0; b < 2; b++) {
+    char n[64];
+    const int stride = b == 0 ? 2 : 1, c_out = 8;
+    snprintf(n, sizeof n, "b%d.conv1.weight", b);
+    int y = wrn_net_conv(net, n, x, 3, 1, 1, 0);
+    snprintf(n, sizeof n, "b%d.bn1", b);
+    y = wrn_net_bn(net, n, y, 1);
+    snprintf(n, sizeof n, "b%d.conv2.weight", b);
+    y = wrn_net_conv(net, n, y, 3, 3, stride, 1);
+    snprintf(n, sizeof n, "b%d.bn2", b);
+    y = wrn_net_bn(net, n, y, 1);
+    snprintf(n, sizeof n, "b%d.conv3.weight", b);
+    y = wrn_net_conv(net, n, y, c_out, 1, 1, 0);
+    snprintf(n, sizeof n, "b%d.bn3", b);
+    y = wrn_net_bn(net, n, y, 0);
+    int sc = x;
+    if (b == 0) {
+      snprintf(n, sizeof n, "b%d.downsample.0.weight", b);
+      sc = wrn_net_conv(net, n, x, c_out, 1, stride, 0);
+      snprintf(n, sizeof n, "b%d.downsample.1", b);
+      sc = wrn_net_bn(net, n, sc, 0);
+    }
+    x = wrn_net_add_relu(net, y, sc);
+  }
+  x = wrn_net_avgpool(net, x, 2, 1, 0);
+  x = wrn_net_linear(net, "fc", x, 4);
+  assert_true(x >= 0);
+  WT_OK(wrn_net_finalize(net));
+  WT_OK(wrn_net_check_plan(net));
+  check_gradients(net, batch, 3, 16, 16, "post-activation bottlenecks, max pool");
+  wrn_net_free(net);
+}
+
+/* The pre-activation bottleneck ResNet as built for CIFAR (preresnet-11: one block per stage,
+ * projections on the pre-activated input) on 3x8x8 inputs. */
+static void test_gradcheck_preact(void **state) {
+  (void)state;
+  wrn_ctx *ctx = t_ctx64();
+  if (!ctx) skip();
+  wrn_model_spec s = {0, 0, 4, 0, 3, 8, 8, WRN_ARCH_WRN};
+  WT_OK(wrn_model_parse("preresnet-11", &s));
+  int batch = 2;
+  wrn_net *net;
+  WT_OK(wrn_net_create(&net, ctx, batch, NULL));
+  WT_OK(wrn_model_build(net, &s));
+  WT_OK(wrn_net_finalize(net));
+  check_gradients(net, batch, 3, 8, 8, "preresnet-11");
+  wrn_net_free(net);
+}
+
+static void test_builder_pool_errors(void **state) {
+  (void)state;
+  wrn_net *net;
+  WT_OK(wrn_net_create(&net, NULL, 2, NULL));
+  int x = wrn_net_input(net, 3, 8, 8);
+  assert_int_equal(wrn_net_maxpool(net, x, 3, 2, 3), -1); /* pad >= k */
+  assert_non_null(strstr(wrn_last_error(), "maxpool"));
+  wrn_net_free(net);
+  WT_OK(wrn_net_create(&net, NULL, 2, NULL));
+  x = wrn_net_input(net, 3, 8, 8);
+  x = wrn_net_conv(net, "c", x, 4, 3, 1, 1);
+  int a = wrn_net_conv(net, "d", x, 5, 1, 1, 0);
+  assert_int_equal(wrn_net_add_relu(net, x, a), -1); /* 4 vs 5 channels */
+  assert_int_not_equal(wrn_net_plan(net), WRN_OK);
+  wrn_net_free(net);
+}
+
 static void test_overfit(void **state) {
   (void)state;
   wrn_ctx *ctx = t_ctx32();
-  wrn_model_spec s = {10, 1, 10, 0, 3, 8, 8};
+  wrn_model_spec s = {10, 1, 10, 0, 3, 8, 8, WRN_ARCH_WRN};
   int batch = 8;
   wrn_net *net;
   WT_OK(wrn_net_create(&net, ctx, batch, NULL));
@@ -188,6 +278,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_builder_errors), cmocka_unit_test(test_gradcheck),
       cmocka_unit_test(test_gradcheck_dropout), cmocka_unit_test(test_gradcheck_each_algorithm),
+      cmocka_unit_test(test_gradcheck_postact), cmocka_unit_test(test_gradcheck_preact),
+      cmocka_unit_test(test_builder_pool_errors),
       cmocka_unit_test(test_overfit)};
   return cmocka_run_group_tests_name("net", tests, NULL, teardown);
 }

@@ -62,6 +62,31 @@ static void test_schedule(void **state) {
   assert_true(a.mean[0] == 125.3f && a.std[2] == 66.7f);
   o.augment = 0;
   assert_int_equal(wrn_train_augment(&o, 1, 5).augment, 0);
+  /* SVHN's pixels / 255, and the recipes of other data sets and models over the defaults. */
+  o.meanstd = 0;
+  a = wrn_train_augment(&o, 0, 0);
+  assert_true(a.mean[1] == 0.0f && a.std[1] == 255.0f);
+  wrn_train_options_default(&o);
+  wrn_train_options_recipe(&o, WRN_DATASET_SVHN, "wrn-16-8");
+  assert_true(o.lr == 0.01 && o.lr_decay == 0.1 && o.epochs == 160 && o.dropout == 0.4);
+  assert_true(o.n_lr_drops == 2 && o.lr_drops[0] == 80 && o.lr_drops[1] == 120);
+  assert_true(o.augment == 0 && o.meanstd == 0 && o.svhn_extra == 1 && o.nesterov == 1);
+  assert_true(fabs(wrn_train_lr(&o, 120) - 1e-4) < 1e-18);
+  wrn_train_options_default(&o);
+  wrn_train_options_recipe(&o, WRN_DATASET_AUTO, "wrn-50-2");
+  assert_true(o.lr == 0.1 && o.lr_decay == 0.1 && o.epochs == 90 && o.weight_decay == 1e-4);
+  assert_true(o.batch == 256 && o.nesterov == 0 && o.lr_drops[0] == 30 && o.lr_drops[1] == 60);
+  wrn_train_options_default(&o);
+  wrn_train_options_recipe(&o, WRN_DATASET_CIFAR10, "wrn-28-10");
+  wrn_train_options keep;
+  wrn_train_options_default(&keep);
+  assert_memory_equal(&o, &keep, sizeof o); /* the CIFAR recipe is the default */
+  /* Image folders: torchvision's mean/std, the crop done by the loader. */
+  o.dataset = WRN_DATASET_IMAGEFOLDER;
+  a = wrn_train_augment(&o, 1, 3);
+  assert_true(a.augment == 0 && a.mean[0] == 123.675f && a.std[2] == 57.375f);
+  wrn_image_pipeline p = wrn_train_pipeline(&o, 1), q = wrn_train_pipeline(&o, 0);
+  assert_true(p.train == 1 && p.size == 224 && q.train == 0 && q.resize == 256);
 }
 
 /* Cosine annealing against PyTorch's recursive form of CosineAnnealingLR (eta_min 0):
@@ -143,7 +168,7 @@ static void test_options(void **state) {
   } bad[] = {{"--lr", "-1"},          {"--lr", "0.1x"},         {"--lr", "nan"},
              {"--batch", "0"},        {"--epochs", "1e3"},       {"--epoch-step", "10,"},
              {"--epoch-step", "x"},   {"--augment", "maybe"},    {"--seed", "-3"},
-             {"--dataset", "svhn"},   {"--labels", "medium"},    {"--momentum", "1"}};
+             {"--dataset", "mnist"},  {"--labels", "medium"},    {"--momentum", "1"}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     expect_error(wrn_train_option_set(&o, bad[i].name, bad[i].value),
                  WRN_STATUS_INVALID_ARGUMENT, bad[i].name);
@@ -194,10 +219,10 @@ static void test_options(void **state) {
                                            "wrn-+10-1", "wrn-10-1 ", "wrn-10", "wrn--10-1",
                                            "wrn-10-1-", "Wrn-10-1", "wrn-1e1-1", ""};
   for (size_t i = 0; i < sizeof bad_models / sizeof bad_models[0]; i++) {
-    wrn_model_spec ms = {0, 0, 10, 0, 3, 32, 32};
+    wrn_model_spec ms = {0, 0, 10, 0, 3, 32, 32, WRN_ARCH_WRN};
     expect_error(wrn_model_parse(bad_models[i], &ms), WRN_STATUS_INVALID_ARGUMENT, "");
   }
-  wrn_model_spec ms = {0, 0, 10, 0, 3, 32, 32};
+  wrn_model_spec ms = {0, 0, 10, 0, 3, 32, 32, WRN_ARCH_WRN};
   WT_OK(wrn_model_parse("WRN-28-10", &ms));
   assert_int_equal(ms.depth, 28);
   assert_int_equal(ms.width, 10);
@@ -213,7 +238,7 @@ static void test_options(void **state) {
 
 /* A WRN-10-1 on 3x8x8 inputs (4 classes) on the float test device. */
 static wrn_net *tiny_net(int width, uint64_t seed) {
-  wrn_model_spec s = {10, width, 4, 0, 3, 8, 8};
+  wrn_model_spec s = {10, width, 4, 0, 3, 8, 8, WRN_ARCH_WRN};
   wrn_net *net;
   WT_OK(wrn_net_create(&net, t_ctx32(), 4, NULL));
   WT_OK(wrn_model_build(net, &s));
@@ -326,7 +351,7 @@ static void on_event(const wrn_train_event *e, void *user) {
 
 static wrn_status build(wrn_net *net, const wrn_train_options *o, void *user) {
   (void)user;
-  wrn_model_spec s = {0, 0, o->classes, o->dropout, 3, 32, 32};
+  wrn_model_spec s = {0, 0, o->classes, o->dropout, 3, 32, 32, WRN_ARCH_WRN};
   wrn_status st = wrn_model_parse(o->model, &s);
   return st != WRN_OK ? st : wrn_model_build(net, &s);
 }

@@ -10,6 +10,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_bench_loader(int argc, char **argv);
 int cmd_bench_devices(int argc, char **argv); /* wrn bench --devices */
 int cmd_tune(int argc, char **argv);
 int cmd_plot(int argc, char **argv);

@@ -28,6 +28,7 @@ typedef struct bench_opts {
   int profile_steps;
   const char *conv_algo; /* NULL: the tuner's choice */
   double workspace_mib;
+  int image_size; /* 0: the model's own (32, or 224 for the ImageNet ResNets) */
 } bench_opts;
 
 static int cmp_double(const void *a, const void *b) {
@@ -49,6 +50,7 @@ static void usage(FILE *f) {
           "                 [--steps N] [--warmup M] [--mode train|eval] [--dropout P]\n"
           "                 [--classes N] [--profile-steps N] [--json FILE] [--report DIR]\n"
           "                 [--conv-algo auto|NAME[:K=V,...]] [--workspace-mib M]\n"
+          "                 [--image-size S]\n"
           "Runs full training steps (forward, loss, backward, SGD update: the training path)\n"
           "or inference on synthetic data and reports per device and batch: the median and\n"
           "spread of ms per step, images/s, achieved TFLOP/s of the model's useful FLOPs and\n"
@@ -58,6 +60,8 @@ static void usage(FILE *f) {
           "--conv-algo forces one convolution algorithm wherever it supports a layer (the\n"
           "tuner chooses elsewhere and by default); --workspace-mib bounds the conv workspace\n"
           "(1024). Defaults: wrn-28-10, batch 128, 10 steps after 3 warm-up steps.\n"
+          "--model also takes preresnet-D (164, 1001), resnet-50 and wrn-50-2 (torchvision's\n"
+          "wide_resnet50_2); --image-size S runs SxS images (default 32, 224 for the last two).\n"
           "wrn bench --devices LIST [--split auto|N,N] [--batch N] [--json FILE]: data-parallel\n"
           "steps over the devices against each alone: images/s per device, the split, the\n"
           "time combining gradients adds per step, and the scaling efficiency.\n");
@@ -153,8 +157,10 @@ static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch
   r->ready_cold_s = cold;
   r->ready_warm_s = warm;
   r->peak_gflops = peak;
-  wrn_model_spec spec = {0, 0, o->classes, o->dropout, 3, 32, 32};
+  wrn_model_spec spec = {0, 0, o->classes, o->dropout, 3, 32, 32, WRN_ARCH_WRN};
   if (wrn_model_parse(o->model, &spec) != WRN_OK) return row_fail(r, "model");
+  spec.in_h = spec.in_w = o->image_size ? o->image_size : wrn_model_default_size(&spec);
+  if (wrn_model_check(&spec) != WRN_OK) return row_fail(r, "model");
   wrn_ctx *ctx = NULL;
   wrn_net *net = NULL;
   uint8_t *img = NULL;
@@ -175,7 +181,7 @@ static void bench_one(const bench_opts *o, const wrn_device_info *dev, int batch
     row_fail(r, "setting up the model");
     goto done;
   }
-  int per = 3 * 32 * 32;
+  int per = 3 * spec.in_h * spec.in_w;
   img = malloc((size_t)batch * per);
   lab = malloc((size_t)batch * sizeof *lab);
   times = malloc((size_t)(o->steps > 0 ? o->steps : 1) * sizeof *times);
@@ -330,12 +336,12 @@ int cmd_bench(int argc, char **argv) {
     if (!(v = arg_value("bench", argc, argv, &i))) return 2;
     int rc = 0;
     if (!strcmp(a, "--model")) {
-      wrn_model_spec s = {0, 0, 10, 0, 3, 32, 32};
+      wrn_model_spec s = {0, 0, 10, 0, 3, 32, 32, WRN_ARCH_WRN};
       if (wrn_model_parse(v, &s) != WRN_OK) {
         fprintf(stderr, "wrn bench: --model: %s\n", wrn_last_error());
         return 2;
       }
-      snprintf(o.model, sizeof o.model, "wrn-%d-%d", s.depth, s.width);
+      wrn_model_name(&s, o.model, sizeof o.model);
     } else if (!strcmp(a, "--batch"))
       rc = arg_int_list("bench", a, v, 1, 1 << 20, o.batches, MAX_BATCHES, &o.nbatches);
     else if (!strcmp(a, "--device")) {
@@ -364,6 +370,8 @@ int cmd_bench(int argc, char **argv) {
       o.report = v;
     else if (!strcmp(a, "--conv-algo"))
       o.conv_algo = v;
+    else if (!strcmp(a, "--image-size"))
+      rc = arg_int("bench", a, v, 8, 4096, &o.image_size);
     else if (!strcmp(a, "--workspace-mib"))
       rc = arg_double("bench", a, v, 1, 1 << 20, &o.workspace_mib);
     else {

@@ -32,7 +32,7 @@ typedef struct pres {
 
 static wrn_status build_model(wrn_net *net, const wrn_train_options *o, void *user) {
   (void)user;
-  wrn_model_spec s = {0, 0, o->classes, o->dropout, 3, 32, 32};
+  wrn_model_spec s = {0, 0, o->classes, o->dropout, 3, 32, 32, WRN_ARCH_WRN};
   wrn_status st = wrn_model_parse(o->model, &s);
   return st != WRN_OK ? st : wrn_model_build(net, &s);
 }
@@ -166,7 +166,7 @@ int cmd_bench_devices(int argc, char **argv) {
              !strcmp(a, "--conv-algo") || !strcmp(a, "--workspace-mib") ||
              !strcmp(a, "--dropout") || !strcmp(a, "--classes")) {
       if (!strcmp(a, "--model")) {
-        wrn_model_spec s = {0, 0, 10, 0, 3, 32, 32};
+        wrn_model_spec s = {0, 0, 10, 0, 3, 32, 32, WRN_ARCH_WRN};
         if (wrn_model_parse(v, &s) != WRN_OK) {
           fprintf(stderr, "wrn bench: --model: %s\n", wrn_last_error());
           return 2;

@@ -7,10 +7,14 @@
 #include <string.h>
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: wrn summary [--model wrn-D-K] [--classes N] [--dropout P] [--batch N]\n"
-             "Prints the layers of WRN-D-K (default wrn-28-10, 10 classes), the parameter count,\n"
-             "forward FLOPs per 32x32 image, and the activation memory the planner places at\n"
-             "--batch (default 128) against the sum without reuse. Needs no device.\n");
+  fprintf(f, "usage: wrn summary [--model NAME] [--classes N] [--dropout P] [--batch N]\n"
+             "                   [--image-size S]\n"
+             "Prints the layers of a model (default wrn-28-10, 10 classes), the parameter count,\n"
+             "forward FLOPs per image, and the activation memory the planner places at --batch\n"
+             "(default 128) against the sum without reuse. Needs no device. Models: wrn-D-K\n"
+             "(D = 6N+4), preresnet-D (D = 9N+2: 164, 1001), resnet-50 and wrn-50-2 (torchvision's\n"
+             "resnet50 and wide_resnet50_2, also at depth 101 and 152). Images are SxS: 32 by\n"
+             "default, 224 for the ImageNet models.\n");
 }
 
 static const char *kind_name(wrn_layer_kind k) {
@@ -21,6 +25,7 @@ static const char *kind_name(wrn_layer_kind k) {
   case WRN_LAYER_ADD: return "add";
   case WRN_LAYER_AVGPOOL: return "avgpool";
   case WRN_LAYER_LINEAR: return "linear";
+  case WRN_LAYER_MAXPOOL: return "maxpool";
   }
   return "?";
 }
@@ -37,8 +42,8 @@ static void with_commas(size_t v, char *out, size_t n) {
 }
 
 int cmd_summary(int argc, char **argv) {
-  wrn_model_spec spec = {28, 10, 10, 0.0, 3, 32, 32};
-  int batch = 128;
+  wrn_model_spec spec = {28, 10, 10, 0.0, 3, 32, 32, WRN_ARCH_WRN};
+  int batch = 128, size = 0;
   const char *model = "wrn-28-10";
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
@@ -47,7 +52,7 @@ int cmd_summary(int argc, char **argv) {
       return 0;
     }
     if (!strcmp(a, "--model") || !strcmp(a, "--classes") || !strcmp(a, "--dropout") ||
-        !strcmp(a, "--batch")) {
+        !strcmp(a, "--batch") || !strcmp(a, "--image-size")) {
       if (!(v = arg_value("summary", argc, argv, &i))) return 2;
       if (!strcmp(a, "--model")) model = v;
       else if (!strcmp(a, "--classes") && arg_int("summary", a, v, 2, 100000, &spec.classes))
@@ -55,6 +60,8 @@ int cmd_summary(int argc, char **argv) {
       else if (!strcmp(a, "--dropout") && arg_double("summary", a, v, 0, 0.999, &spec.dropout))
         return 2;
       else if (!strcmp(a, "--batch") && arg_int("summary", a, v, 1, 1 << 20, &batch))
+        return 2;
+      else if (!strcmp(a, "--image-size") && arg_int("summary", a, v, 8, 4096, &size))
         return 2;
     } else {
       fprintf(stderr, "wrn summary: unknown flag '%s'\n", a);
@@ -66,6 +73,11 @@ int cmd_summary(int argc, char **argv) {
     fprintf(stderr, "wrn summary: --model: %s\n", wrn_last_error());
     return 2;
   }
+  spec.in_h = spec.in_w = size ? size : wrn_model_default_size(&spec);
+  if (wrn_model_check(&spec) != WRN_OK) {
+    fprintf(stderr, "wrn summary: %s\n", wrn_last_error());
+    return 2;
+  }
   wrn_net *net;
   if (wrn_net_create(&net, NULL, batch, NULL) != WRN_OK || wrn_model_build(net, &spec) != WRN_OK) {
     cli_error("summary", "building the model");
@@ -75,7 +87,7 @@ int cmd_summary(int argc, char **argv) {
   wrn_model_name(&spec, name, sizeof name);
   printf("%s, %d classes%s, input %dx%dx%d\n\n", name, spec.classes,
          spec.dropout > 0 ? ", dropout" : "", spec.in_c, spec.in_h, spec.in_w);
-  printf("%4s  %-26s %-8s %-16s %-16s %12s %10s\n", "#", "name", "kind", "input", "output",
+  printf("%4s  %-28s %-12s %-16s %-16s %12s %10s\n", "#", "name", "kind", "input", "output",
          "params", "MFLOPs");
   for (int i = 0; i < wrn_net_layer_count(net); i++) {
     wrn_layer_info l;
@@ -83,16 +95,18 @@ int cmd_summary(int argc, char **argv) {
     char in[32], out[32], kind[32], pc[32];
     snprintf(in, sizeof in, "%dx%dx%d", l.in_c, l.in_h, l.in_w);
     snprintf(out, sizeof out, "%dx%dx%d", l.out_c, l.out_h, l.out_w);
-    if (l.kind == WRN_LAYER_CONV || l.kind == WRN_LAYER_AVGPOOL)
+    if (l.kind == WRN_LAYER_CONV || l.kind == WRN_LAYER_AVGPOOL || l.kind == WRN_LAYER_MAXPOOL)
       snprintf(kind, sizeof kind, "%s%dx%d/%d", kind_name(l.kind), l.k, l.k, l.stride);
     else if (l.kind == WRN_LAYER_BN && l.relu)
       snprintf(kind, sizeof kind, "bn+relu");
+    else if (l.kind == WRN_LAYER_ADD && l.relu)
+      snprintf(kind, sizeof kind, "add+relu");
     else if (l.kind == WRN_LAYER_DROPOUT)
       snprintf(kind, sizeof kind, "drop %.2g", l.p);
     else
       snprintf(kind, sizeof kind, "%s", kind_name(l.kind));
     with_commas(l.params, pc, sizeof pc);
-    printf("%4d  %-26s %-8s %-16s %-16s %12s %10.2f\n", i, l.name[0] ? l.name : "-", kind, in,
+    printf("%4d  %-28s %-12s %-16s %-16s %12s %10.2f\n", i, l.name[0] ? l.name : "-", kind, in,
            out, pc, 2 * l.macs / 1e6);
   }
   char pc[32];

@@ -18,9 +18,10 @@
 
 static const char *const progress_kinds[] = {"auto", "on", "off", NULL};
 
-/* The WRN-d-k that o names. */
+/* The model that o names, at o's image size (32 unless the data set says otherwise). */
 static wrn_status model_spec(const wrn_train_options *o, wrn_model_spec *s) {
-  *s = (wrn_model_spec){0, 0, o->classes, o->dropout, 3, 32, 32};
+  const int side = o->image_size > 0 ? o->image_size : 32;
+  *s = (wrn_model_spec){0, 0, o->classes, o->dropout, 3, side, side, WRN_ARCH_WRN};
   return wrn_model_parse(o->model, s);
 }
 
@@ -36,7 +37,7 @@ static wrn_status build_model(wrn_net *net, const wrn_train_options *o, void *us
 static int set_option(wrn_train_options *o, const char *cmd, const char *flag, const char *v) {
   char model[64];
   if (!strcmp(flag, "--model")) {
-    wrn_model_spec s = {0, 0, 10, 0, 3, 32, 32};
+    wrn_model_spec s = {0, 0, 10, 0, 3, 32, 32, WRN_ARCH_WRN};
     if (wrn_model_parse(v, &s) != WRN_OK) {
       fprintf(stderr, "wrn %s: --model: %s\n", cmd, wrn_last_error());
       return 2;
@@ -85,9 +86,19 @@ static void train_usage(FILE *f) {
           "usage: wrn train --data DIR [flags]      (defaults: the paper's CIFAR recipe)\n"
           "       wrn train --resume RUN_DIR [--device X]\n"
           "\n"
-          "  --model wrn-D-K        network (wrn-28-10)\n"
+          "  --model NAME           network (wrn-28-10): wrn-D-K, preresnet-164|1001,\n"
+          "                         resnet-50, wrn-50-2 (defaults then: lr 0.1 x0.1 every 30,\n"
+          "                         90 epochs, wd 1e-4, batch 256, no Nesterov)\n"
           "  --data DIR             CIFAR-10 or CIFAR-100 folder in the official binary layout\n"
-          "  --dataset auto|cifar10|cifar100, --labels fine|coarse (CIFAR-100)\n"
+          "  --dataset auto|cifar10|cifar100|svhn|imagefolder, --labels fine|coarse\n"
+          "  --svhn-extra on|off    SVHN: train on train + extra (on, as the paper)\n"
+          "                         --data DIR with DIR/train and DIR/val image folders\n"
+          "                         (ImageFolder layout, JPEG): RandomResizedCrop 224 + flip,\n"
+          "                         eval resize 256 + centre crop, ImageNet mean/std\n"
+          "  --image-size S (224 for image folders)   --loader-threads N (the cores)\n"
+          "  --meanstd on|off       normalise by the recipe's mean/std (on), or pixels / 255\n"
+          "                         SVHN's defaults: lr 0.01, x0.1 at 80,120, 160 epochs,\n"
+          "                         dropout 0.4, no augmentation, --meanstd off\n"
           "  --train-limit N, --test-limit N   use the first N images (0: all)\n"
           "  --epochs N (200)       --batch N (128)\n"
           "  --lr X (0.1)           --epoch-step 60,120,160   --lr-decay X (0.2)\n"
@@ -293,6 +304,25 @@ static int train_run(const wrn_train_options *o, int resuming, printer *p) {
   return rc;
 }
 
+/* The data set's and the model's recipe (wrn_train_options_recipe) under the flags: the
+ * kind from --dataset, else from the files in --data; the model from --model. Bad values are
+ * left for the flag pass to report. */
+static void recipe_for(wrn_train_options *o, int argc, char **argv) {
+  const char *data = NULL, *dataset = NULL, *model = NULL;
+  for (int i = 1; i + 1 < argc; i++) {
+    if (!strcmp(argv[i], "--data")) data = argv[i + 1];
+    else if (!strcmp(argv[i], "--dataset")) dataset = argv[i + 1];
+    else if (!strcmp(argv[i], "--model")) model = argv[i + 1];
+  }
+  wrn_dataset_kind kind = WRN_DATASET_AUTO;
+  if (!dataset || wrn_dataset_kind_parse(dataset, &kind) != WRN_OK || kind == WRN_DATASET_AUTO)
+    kind = data ? wrn_dataset_detect(data) : WRN_DATASET_AUTO;
+  char name[64] = "";
+  wrn_model_spec s = {0, 0, 10, 0, 3, 32, 32, WRN_ARCH_WRN};
+  if (model && wrn_model_parse(model, &s) == WRN_OK) wrn_model_name(&s, name, sizeof name);
+  wrn_train_options_recipe(o, kind, name);
+}
+
 /* The rank count mpirun (Open MPI) or an MPICH/PMI launcher gives this process; 1 alone. */
 static int launcher_ranks(void) {
   const char *v = getenv("OMPI_COMM_WORLD_SIZE");
@@ -353,6 +383,7 @@ int cmd_train(int argc, char **argv) {
       }
     }
   }
+  if (!resume) recipe_for(&o, argc, argv);
   if (resume) {
     char path[1100];
     wrn_status rs = wrn_train_resume_file(resume, path, sizeof path);

@@ -35,7 +35,7 @@ static int copy_text(const char *flag, const char *v, char *out, size_t n) {
 
 static int tune_one(const char *model, const wrn_device_info *dev, int batch, int classes,
                     double dropout, double ws_mib, const char *algo) {
-  wrn_model_spec spec = {0, 0, classes, dropout, 3, 32, 32};
+  wrn_model_spec spec = {0, 0, classes, dropout, 3, 32, 32, WRN_ARCH_WRN};
   if (wrn_model_parse(model, &spec) != WRN_OK) {
     cli_error("tune", "--model");
     return 2;

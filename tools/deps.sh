@@ -2,15 +2,17 @@
 # Installs what wrn needs on Debian 12, only what is missing, and says what it installs
 # (Open MPI for multi-process training and its tests).
 # Usage: tools/deps.sh [--test]   (--test adds what the test suite and CI's checks need:
-# cmocka; PyTorch for the interop test; rsvg-convert for PNG plots; clang, libclc,
-# llvm-spirv and spirv-tools for the offline kernel compiles of tools/cl_offline.py;
-# libclang-rt-14-dev for clang's libFuzzer, tools/fuzz.sh)
+# cmocka; PyTorch and torchvision for the interop tests; rsvg-convert for PNG plots; clang,
+# libclc, llvm-spirv and spirv-tools for the offline kernel compiles of tools/cl_offline.py;
+# libclang-rt-14-dev for clang's libFuzzer, tools/fuzz.sh). libmatio-dev (the SVHN reader)
+# and libturbojpeg0-dev (image folders) are optional for the build but installed here.
 set -euo pipefail
 pkgs=(cmake gcc make pkg-config ocl-icd-opencl-dev opencl-c-headers ocl-icd-libopencl1
-      pocl-opencl-icd libclblast-dev libclfft-dev clinfo libopenmpi-dev openmpi-bin)
+      pocl-opencl-icd libclblast-dev libclfft-dev clinfo libmatio-dev libturbojpeg0-dev
+      libopenmpi-dev openmpi-bin)
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(libcmocka-dev python3-torch librsvg2-bin binutils clang-14 llvm-14 libclc-14
-         llvm-spirv-14 spirv-tools libclang-rt-14-dev)
+  pkgs+=(libcmocka-dev python3-torch python3-torchvision librsvg2-bin binutils clang-14 llvm-14
+         libclc-14 llvm-spirv-14 spirv-tools libclang-rt-14-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -30,6 +30,7 @@ static void usage(FILE *f) {
           "  eval      evaluate a checkpoint on a test set\n"
           "  summary   print a model's layers, parameter count and FLOPs\n"
           "  bench     measure training or inference speed and a per-op profile\n"
+          "  bench-loader  JPEG decode + augmentation images/s of an image folder, per core\n"
           "  tune      choose and store the convolution algorithms of a model ahead of time\n"
           "  plot      training curves (train/test error, learning rate) of runs as SVG/PNG\n"
           "  compare   a table of runs: model, differing options, best/final error, time\n"
@@ -54,6 +55,7 @@ int main(int argc, char **argv) {
     int (*fn)(int, char **);
   } cmds[] = {{"devices", cmd_devices}, {"train", cmd_train}, {"eval", cmd_eval},
               {"summary", cmd_summary}, {"bench", cmd_bench},      {"tune", cmd_tune},
+              {"bench-loader", cmd_bench_loader},
               {"plot", cmd_plot},       {"compare", cmd_compare}, {"report", cmd_report},
               {"selftest", cmd_selftest}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)

@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (wrn_parse_real(vals[i], -1e308, 1e308, &x) == 0 && !isfinite(x)) abort();
     if (wrn_parse_i64(vals[i], -5, 5, &l) == 0 && (l < -5 || l > 5)) abort();
     wrn_parse_u64(vals[i], &u);
-    wrn_model_spec s = {0, 0, 10, 0, 3, 32, 32};
+    wrn_model_spec s = {0, 0, 10, 0, 3, 32, 32, WRN_ARCH_WRN};
     if (wrn_model_parse(vals[i], &s) == WRN_OK && (s.depth < 10 || s.width < 1 || s.width > 64))
       abort();
   }

@@ -24,7 +24,7 @@ int main(void) {
   if (wrn_ctx_open(&ctx, &dev, &co) != WRN_OK) return failed("opening the device");
   wrn_net_options no;
   wrn_net_options_default(&no);
-  wrn_model_spec spec = {10, 1, 10, 0.0, 3, 32, 32};
+  wrn_model_spec spec = {10, 1, 10, 0.0, 3, 32, 32, WRN_ARCH_WRN};
   wrn_net *net = NULL;
   int rc = 1;
   static uint8_t img[BATCH * 3 * 32 * 32];
