@@ -97,22 +97,33 @@ static void split_even(int *b, int w, int B) {
 }
 
 /* b_w in proportion to speed, at least min_b each, summing to B: the floors, then one more
- * to the largest remainders (the lower worker first on ties). */
-static void split_by_speed(int *b, const double *speed, int w, int B, int min_b) {
-  double total = 0;
-  for (int i = 0; i < w; i++) total += speed[i] > 0 ? speed[i] : 0;
-  if (!(total > 0)) {
+ * to the largest remainders (the lower worker first on ties). The speeds come from other
+ * ranks too, so any value is taken: a speed that is not a positive finite number counts as 0,
+ * the speeds are scaled by the largest before summing (no overflow to infinity), and when no
+ * speed is usable the split is even. */
+void wrn_split_by_speed(int *b, const double *speed, int w, int B, int min_b) {
+  double top = 0;
+  for (int i = 0; i < w; i++)
+    if (isfinite(speed[i]) && speed[i] > top) top = speed[i];
+  if (!(top > 0) || min_b < 0 || min_b * (double)w > B) {
     split_even(b, w, B);
     return;
   }
+  double total = 0;
+  for (int i = 0; i < w; i++) total += isfinite(speed[i]) && speed[i] > 0 ? speed[i] / top : 0;
   int free_b = B - min_b * w, used = 0;
   double *rem = malloc((size_t)w * sizeof *rem);
   for (int i = 0; i < w; i++) {
-    double share = free_b * (speed[i] > 0 ? speed[i] : 0) / total;
+    double v = isfinite(speed[i]) && speed[i] > 0 ? speed[i] / top : 0;
+    double share = free_b * v / total;
+    if (share > free_b) share = free_b;
     b[i] = min_b + (int)floor(share);
     used += b[i];
     if (rem) rem[i] = share - floor(share);
   }
+  while (used > B) /* rounding of shares that sum past free_b */
+    for (int i = w - 1; i >= 0 && used > B; i--)
+      if (b[i] > min_b) b[i]--, used--;
   while (used < B) {
     int best = 0;
     for (int i = 1; rem && i < w; i++)
@@ -538,7 +549,7 @@ static wrn_status rebalance(wrn_replicas *R, const double *measured) {
   if (s == WRN_OK) {
     for (int i = 0; i < w; i++)
       R->speed[i] = R->speed[i] > 0 && all[i] > 0 ? 0.5 * R->speed[i] + 0.5 * all[i] : all[i];
-    split_by_speed(b, R->speed, w, R->B, R->min_b);
+    wrn_split_by_speed(b, R->speed, w, R->B, R->min_b);
     int moved = 0;
     for (int i = 0; i < w; i++) {
       int d = abs(b[i] - R->split[i]);

@@ -511,6 +511,8 @@ static wrn_status run_dir_prepare(wrn_trainer *t) {
   }
   IO_TRY(wrn_dist_bcast(&ok, sizeof ok, "sharing the run folder"));
   IO_TRY(wrn_dist_bcast(t->o.out, sizeof t->o.out, "sharing the run folder"));
+  if (!memchr(t->o.out, '\0', sizeof t->o.out))
+    return wrn_fail(WRN_STATUS_IO, "the run folder's name from rank 0 is not a string");
   if (wrn_dist_rank() == 0) return ok ? WRN_OK : wrn_fail(WRN_STATUS_IO, "%s", msg);
   if (!ok) return wrn_fail(WRN_STATUS_IO, "rank 0 could not prepare the run folder %s",
                            t->o.out);

@@ -130,6 +130,9 @@ wrn_status wrn_replicas_eval(wrn_replicas *R, const wrn_batch *b, const wrn_augm
                              double *loss_sum, int *correct);
 /* The split as text "b0,b1,..." (workers in order). */
 void wrn_replicas_split_text(const wrn_replicas *R, char *out, size_t len);
+/* The split of a global batch B over w workers in proportion to their speeds (measured here
+ * or received from other ranks: any double is taken), at least min_b each, summing to B. */
+void wrn_split_by_speed(int *b, const double *speed, int w, int B, int min_b);
 /* Sets the split from that text (a checkpoint's): INVALID_ARGUMENT when it does not fit. */
 wrn_status wrn_replicas_set_split(wrn_replicas *R, const char *text);
 /* The end of an epoch: the split of the next one from the speeds measured (automatic split

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-if ((${#targets[@]} == 0)); then targets=(safetensors cifar resume json tune); fi
+if ((${#targets[@]} == 0)); then targets=(safetensors cifar resume json tune ranks); fi
 cc=""
 for c in clang-14 clang; do
   if command -v "$c" >/dev/null; then cc=$c; break; fi

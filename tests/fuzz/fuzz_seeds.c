@@ -143,6 +143,18 @@ static void tune_seeds(void) {
   put_text("tune", 2, "# wrn tuner 1 x\nkey\tvalue\t1.0\t0000000000000000\n");
 }
 
+/* fuzz_ranks: w-1, B-w (2 bytes), min_b, then the speeds. */
+static void ranks_seeds(void) {
+  unsigned char t[4 + 4 * sizeof(double)];
+  const double even[2] = {455.0, 376.0}, odd[4] = {92.5, 0.0, -1.0, 1e308};
+  t[0] = 1, t[1] = 126, t[2] = 0, t[3] = 8;
+  memcpy(t + 4, even, sizeof even);
+  put("ranks", 1, t, 4 + sizeof even);
+  t[0] = 3, t[1] = 252, t[2] = 0, t[3] = 1;
+  memcpy(t + 4, odd, sizeof odd);
+  put("ranks", 2, t, 4 + sizeof odd);
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: fuzz_seeds OUT_DIR CIFAR10_SAMPLE_DIR\n");
@@ -154,5 +166,6 @@ int main(int argc, char **argv) {
   cifar_seeds(argv[2]);
   resume_seeds();
   tune_seeds();
+  ranks_seeds();
   return 0;
 }
