@@ -34,8 +34,15 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus"
   cp -n build-fuzz/tests/fuzz/seeds/"$t"/* "$corpus"/ 2>/dev/null || true
   log=build-fuzz/fuzz-$t.log
-  if ! build-fuzz/tests/fuzz/fuzz_"$t" -max_total_time="$secs" -max_len=16384 -timeout=10 \
-      -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build-fuzz/findings/"$t"- \
+  # Inside a zlib-compressed variable libmatio sizes buffers from counts it inflated before
+  # reading what they count (a 6 GiB calloc for a 400-byte file): untouched address space,
+  # which the reader cannot check beforehand. For svhn, a big request is not a finding
+  # (the RSS limit still is), and one past ASan's limit returns NULL as malloc would.
+  extra=()
+  if [[ $t == svhn ]]; then extra=(-malloc_limit_mb=1048576); fi
+  if ! ASAN_OPTIONS="$ASAN_OPTIONS${extra:+:allocator_may_return_null=1}" \
+      build-fuzz/tests/fuzz/fuzz_"$t" -max_total_time="$secs" -max_len=16384 -timeout=10 \
+      -rss_limit_mb=2048 "${extra[@]}" -print_final_stats=1 -artifact_prefix=build-fuzz/findings/"$t"- \
       "$corpus" >"$log" 2>&1; then
     tail -n 60 "$log" >&2
     echo "fuzz.sh: fuzz_$t found a problem; the input is in build-fuzz/findings/" >&2
