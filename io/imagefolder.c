@@ -338,9 +338,18 @@ wrn_status wrn_jpeg_new(wrn_jpeg **out) {
 
 void wrn_jpeg_free(wrn_jpeg *j) {
   if (!j) return;
-  tjDestroy(j->tj);
+  if (j->tj) tjDestroy(j->tj);
   free(j->file), free(j->pix);
   free(j);
+}
+
+/* libjpeg-turbo 2.1 leaves a handle whose tjDecompressHeader3 failed (a file cut inside its
+ * header) half-way through a header: the next tjDecompressHeader3 on it returns success
+ * without setting the size, whatever the file. After any failure the handle is replaced;
+ * NULL when that fails, and the next load tries again. */
+static void reset_handle(wrn_jpeg *j) {
+  if (j->tj) tjDestroy(j->tj);
+  j->tj = tjInitDecompress();
 }
 
 static int grow(unsigned char **b, size_t *cap, size_t need) {
@@ -353,6 +362,8 @@ static int grow(unsigned char **b, size_t *cap, size_t need) {
 
 wrn_status wrn_jpeg_load(wrn_jpeg *j, const char *path, const wrn_image_pipeline *p,
                          uint64_t epoch, uint64_t index, uint8_t *out) {
+  if (!j->tj && !(j->tj = tjInitDecompress()))
+    return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "libjpeg-turbo: %s", tjGetErrorStr2(NULL));
   FILE *fp = fopen(path, "rb");
   if (!fp) return wrn_fail(WRN_STATUS_IO, "'%s': %s", path, strerror(errno));
   struct stat st;
@@ -368,10 +379,18 @@ wrn_status wrn_jpeg_load(wrn_jpeg *j, const char *path, const wrn_image_pipeline
   size_t got = fread(j->file, 1, size, fp);
   fclose(fp);
   if (got != size) return wrn_fail(WRN_STATUS_IO, "'%s': read %zu of %zu bytes", path, got, size);
-  int w, h, subsamp, cs;
-  if (tjDecompressHeader3(j->tj, j->file, (unsigned long)size, &w, &h, &subsamp, &cs) != 0)
-    return wrn_fail(WRN_STATUS_FORMAT, "'%s' is not a JPEG file libjpeg-turbo can read: %s",
-                    path, tjGetErrorStr2(j->tj));
+  int w = 0, h = 0, subsamp = -1, cs = -1;
+  if (tjDecompressHeader3(j->tj, j->file, (unsigned long)size, &w, &h, &subsamp, &cs) != 0) {
+    wrn_status s = wrn_fail(WRN_STATUS_FORMAT, "'%s' is not a JPEG file libjpeg-turbo can "
+                            "read: %s", path, tjGetErrorStr2(j->tj));
+    reset_handle(j);
+    return s;
+  }
+  if (w < 1 || h < 1) {
+    reset_handle(j);
+    return wrn_fail(WRN_STATUS_FORMAT, "'%s': libjpeg-turbo read no picture size from its "
+                    "header", path);
+  }
   wrn_image_box box;
   wrn_image_crop(p, w, h, epoch, index, &box);
   /* The smallest decode (1/8 .. 1) that keeps the crop at least `size` pixels on each side. */
@@ -394,8 +413,11 @@ wrn_status wrn_jpeg_load(wrn_jpeg *j, const char *path, const wrn_image_pipeline
     return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory decoding '%s' (%dx%d)", path, w, h);
   /* Warnings (a truncated file: libjpeg fills the rest grey) count as failures. */
   if (tjDecompress2(j->tj, j->file, (unsigned long)size, j->pix, bw, 0, bh,
-                    cmyk ? TJPF_CMYK : TJPF_RGB, TJFLAG_STOPONWARNING) != 0)
-    return wrn_fail(WRN_STATUS_FORMAT, "'%s': %s", path, tjGetErrorStr2(j->tj));
+                    cmyk ? TJPF_CMYK : TJPF_RGB, TJFLAG_STOPONWARNING) != 0) {
+    wrn_status s = wrn_fail(WRN_STATUS_FORMAT, "'%s': %s", path, tjGetErrorStr2(j->tj));
+    reset_handle(j);
+    return s;
+  }
   if (cmyk) {
     /* Adobe CMYK JPEGs store inverted values; PIL reads them as CMYK;I and converts with
      * R = 255 - K - C (clipped): on the stored values, R = c + k - 255. */

@@ -62,6 +62,58 @@ static const char *version_name(enum mat_ft v) {
   return v == MAT_FT_MAT73 ? "v7.3 (HDF5)" : v == MAT_FT_MAT5 ? "v5" : v == MAT_FT_MAT4 ? "v4" : "unknown";
 }
 
+static uint32_t get_u32(const unsigned char *b, int swap) {
+  uint32_t v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+  return swap ? (v >> 24) | (v >> 8 & 0xff00) | (v << 8 & 0xff0000) | v << 24 : v;
+}
+
+/* libmatio sizes its buffers from the tags' byte counts before it reads what they count (a
+ * name of 4 GiB in a file of 700 bytes). For a v5 file, checks first that every top-level
+ * element fits in the file and that the tags of an uncompressed matrix's parts (flags,
+ * dims, name) fit in the matrix; other versions are left to libmatio. */
+static wrn_status svhn_check_tags(const char *path, size_t file_size) {
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return wrn_fail(WRN_STATUS_IO, "SVHN: cannot open '%s': %s", path, strerror(errno));
+  unsigned char h[128], t[8];
+  wrn_status s = WRN_OK;
+  if (file_size < 128 || fread(h, 1, 128, fp) != 128) goto done; /* libmatio says why */
+  const int swap = h[126] == 'M' && h[127] == 'I';
+  if (!swap && !(h[126] == 'I' && h[127] == 'M')) goto done;
+  const unsigned version = swap ? (unsigned)h[124] << 8 | h[125] : (unsigned)h[125] << 8 | h[124];
+  if (version != 0x0100) goto done; /* v7.3 (HDF5) */
+  for (size_t at = 128; at + 8 <= file_size && s == WRN_OK;) {
+    if (fseek(fp, (long)at, SEEK_SET) != 0 || fread(t, 1, 8, fp) != 8) break;
+    const uint32_t type = get_u32(t, swap), nbytes = get_u32(t + 4, swap);
+    if (type >> 16) { /* a small element: its data packed in the tag */
+      at += 8;
+      continue;
+    }
+    if (nbytes > file_size - at - 8) {
+      s = wrn_fail(WRN_STATUS_FORMAT, "SVHN: '%s': an element at byte %zu claims %u bytes, "
+                   "past the end of the file (%zu bytes); truncated or damaged", path, at,
+                   (unsigned)nbytes, file_size);
+      break;
+    }
+    if (type == 14) { /* miMATRIX: array flags, dims, name, then the data */
+      size_t in = 0;
+      for (int part = 0; part < 3 && in + 8 <= nbytes && s == WRN_OK; part++) {
+        if (fseek(fp, (long)(at + 8 + in), SEEK_SET) != 0 || fread(t, 1, 8, fp) != 8) break;
+        const uint32_t pt = get_u32(t, swap), pn = get_u32(t + 4, swap);
+        const size_t len = pt >> 16 ? 8 : 8 + (((size_t)pn + 7) & ~(size_t)7);
+        if (!(pt >> 16) && pn > nbytes - in - 8)
+          s = wrn_fail(WRN_STATUS_FORMAT, "SVHN: '%s': the matrix at byte %zu has a part of "
+                       "%u bytes, more than the matrix holds (%u bytes); damaged file", path,
+                       at, (unsigned)pn, (unsigned)nbytes);
+        in += len;
+      }
+    }
+    at += 8 + (size_t)nbytes;
+  }
+done:
+  fclose(fp);
+  return s;
+}
+
 /* Opens a file and checks X and y: names, types, dims and that they agree on N. */
 static wrn_status svhn_probe(svhn_file *f, const char *dir, const char *name) {
   memset(f, 0, sizeof *f);
@@ -78,6 +130,7 @@ static wrn_status svhn_probe(svhn_file *f, const char *dir, const char *name) {
   }
   if (!S_ISREG(st.st_mode))
     return wrn_fail(WRN_STATUS_IO, "SVHN: '%s' is not a regular file", f->path);
+  SVHN_TRY(svhn_check_tags(f->path, (size_t)st.st_size));
   f->mat = Mat_Open(f->path, MAT_ACC_RDONLY);
   if (!f->mat)
     return wrn_fail(WRN_STATUS_FORMAT,
@@ -107,6 +160,11 @@ static wrn_status svhn_probe(svhn_file *f, const char *dir, const char *name) {
     return wrn_fail(WRN_STATUS_FORMAT, "SVHN: '%s': X is not a real uint8 array (class %d)",
                     f->path, (int)f->x->class_type);
   f->n = f->x->dims[3];
+  /* What X claims against what the file can hold: raw, or deflated (at most 1032:1). */
+  const size_t fsize = (size_t)st.st_size, ratio = f->x->compression == MAT_COMPRESSION_NONE ? 1 : 1032;
+  if (f->n > fsize * ratio / SVHN_IMG + 1)
+    return wrn_fail(WRN_STATUS_FORMAT, "SVHN: '%s': X claims %zu images, more than a file of "
+                    "%zu bytes holds; truncated or damaged", f->path, f->n, fsize);
   size_t yn = 1;
   for (int i = 0; i < f->y->rank; i++) yn *= f->y->dims[i];
   dims_str(f->y, d, sizeof d);

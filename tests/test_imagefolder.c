@@ -232,6 +232,34 @@ static void test_colour_conversions(void **state) {
   wrn_jpeg_free(j);
 }
 
+/* A file cut inside its header must not spoil the decoder for the next file: libjpeg-turbo
+ * 2.1 then reported success on the next header without giving its size (found by
+ * tests/fuzz/fuzz_jpeg). Same decoder: a good file, the cut one, the good one again. */
+static void test_decoder_after_bad_header(void **state) {
+  (void)state;
+  wrn_jpeg *j;
+  WT_OK(wrn_jpeg_new(&j));
+  wrn_image_pipeline ev = wrn_image_pipeline_default(0);
+  const size_t per = 3 * 224 * 224;
+  uint8_t *a = malloc(per), *b = malloc(per);
+  assert_non_null(a);
+  assert_non_null(b);
+  char good[512], cut[512];
+  snprintf(good, sizeof good, "%s/n03/c_ok.JPEG", root);
+  snprintf(cut, sizeof cut, "%s/.hidden/cut_header.JPEG", root);
+  write_ramp(cut, 300, 200, 200); /* ends inside the Huffman tables */
+  WT_OK(wrn_jpeg_load(j, good, &ev, 0, 0, a));
+  for (int k = 0; k < 3; k++) {
+    assert_int_equal(wrn_jpeg_load(j, cut, &ev, 0, 0, b), WRN_STATUS_FORMAT);
+    assert_non_null(strstr(wrn_last_error(), "cut_header.JPEG"));
+  }
+  memset(b, 0, per);
+  WT_OK(wrn_jpeg_load(j, good, &ev, 0, 0, b));
+  assert_memory_equal(a, b, per);
+  free(a), free(b);
+  wrn_jpeg_free(j);
+}
+
 static void test_batches(void **state) {
   (void)state;
   wrn_imagefolder *f;
@@ -351,7 +379,7 @@ int main(void) {
       cmocka_unit_test(test_train_folders),
       cmocka_unit_test(test_layout), cmocka_unit_test(test_eval_pipeline),
       cmocka_unit_test(test_train_boxes), cmocka_unit_test(test_colour_conversions),
-      cmocka_unit_test(test_batches)};
+      cmocka_unit_test(test_decoder_after_bad_header), cmocka_unit_test(test_batches)};
   return cmocka_run_group_tests_name("imagefolder", tests, setup, teardown);
 }
 

@@ -293,6 +293,44 @@ static void test_broken_folders(void **state) {
   assert_string_equal(wrn_dataset_kind_name(WRN_DATASET_SVHN), "svhn");
 }
 
+/* Writes v (native order, as libmatio wrote the file) at byte `at` of path. */
+static void patch_u32(const char *path, long at, uint32_t v) {
+  FILE *fp = fopen(path, "r+b");
+  assert_non_null(fp);
+  assert_int_equal(fseek(fp, at, SEEK_SET), 0);
+  assert_int_equal(fwrite(&v, 4, 1, fp), 1);
+  assert_int_equal(fclose(fp), 0);
+}
+
+/* Tags whose byte counts exceed what the file holds: refused before libmatio sizes buffers
+ * from them (it allocated and touched 4 GiB for a 700-byte file; found by
+ * tests/fuzz/fuzz_svhn). An uncompressed v5 file: the 128-byte header, then X's matrix tag
+ * (type, bytes), its array flags (16 bytes), its dims tag at 152 and the dims at 160. */
+static void test_damaged_tags(void **state) {
+  (void)state;
+  const struct {
+    long at;
+    uint32_t v;
+    const char *want;
+  } c[] = {{132, 0x7ffffff0u, "past the end of the file"},
+           {156, 0xfffffff0u, "more than the matrix holds"},
+           {172, 1000000u, "X claims 1000000 images"}};
+  for (int i = 0; i < 3; i++) {
+    char dir[512], p[1024], name[16];
+    snprintf(name, sizeof name, "tags%d", i);
+    make_case_dir(dir, sizeof dir, name);
+    write_good_folder(dir, MAT_FT_MAT5, MAT_COMPRESSION_NONE);
+    snprintf(p, sizeof p, "%s/train_32x32.mat", dir);
+    patch_u32(p, c[i].at, c[i].v);
+    wrn_dataset ds;
+    wrn_dataset_options o = {WRN_DATASET_SVHN, WRN_LABELS_FINE, 0, 0, 0};
+    expect_error(wrn_dataset_open(&ds, dir, &o), WRN_STATUS_FORMAT, "train_32x32.mat",
+                 c[i].want, NULL);
+    assert_null(ds.train.images);
+    wrn_dataset_free(&ds);
+  }
+}
+
 /* wrn train on an SVHN folder: the recipe's SVHN defaults, each still a flag. */
 static void test_train_recipe(void **state) {
   (void)state;
@@ -368,7 +406,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_read_v5), cmocka_unit_test(test_read_v5_compressed),
       cmocka_unit_test(test_read_v73), cmocka_unit_test(test_broken_files),
-      cmocka_unit_test(test_broken_folders), cmocka_unit_test(test_train_recipe)};
+      cmocka_unit_test(test_broken_folders), cmocka_unit_test(test_damaged_tags),
+      cmocka_unit_test(test_train_recipe)};
   return cmocka_run_group_tests_name("svhn", tests, setup_tmp, teardown_tmp);
 }
 

@@ -2,13 +2,14 @@
 # Builds the libFuzzer targets of tests/fuzz with clang (build-fuzz/) and runs each for
 # SECONDS (default 60) on a copy of its seed corpus, one after the other; prints the inputs
 # each ran and fails on the first crash or sanitizer report (the input is kept in
-# build-fuzz/findings/). Usage: tools/fuzz.sh [SECONDS] [TARGET...]
+# build-fuzz/findings/). Without TARGETs, every target this build has (the SVHN and JPEG ones
+# need libmatio and libjpeg-turbo; build-fuzz/tests/fuzz/targets.txt lists them).
+# Usage: tools/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-if ((${#targets[@]} == 0)); then targets=(safetensors cifar resume json tune ranks); fi
 cc=""
 for c in clang-14 clang; do
   if command -v "$c" >/dev/null; then cc=$c; break; fi
@@ -19,9 +20,12 @@ if [[ -z "$cc" ]]; then
 fi
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DWRN_FUZZ=ON -DWRN_BUILD_TESTS=OFF -DWRN_WERROR=ON >/dev/null
+if ((${#targets[@]} == 0)); then mapfile -t targets < build-fuzz/tests/fuzz/targets.txt; fi
 cmake --build build-fuzz -j"$(nproc)" --target fuzz_seed_corpora $(printf 'fuzz_%s ' "${targets[@]}")
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:new_delete_type_mismatch=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# Leaks that are the libraries' own (tests/lsan.supp names them) are not findings.
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 mkdir -p build-fuzz/findings build-fuzz/tmp
 # The targets write each input to a file under $TMPDIR first (the readers take paths).
 export TMPDIR=$PWD/build-fuzz/tmp
@@ -30,8 +34,15 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus"
   cp -n build-fuzz/tests/fuzz/seeds/"$t"/* "$corpus"/ 2>/dev/null || true
   log=build-fuzz/fuzz-$t.log
-  if ! build-fuzz/tests/fuzz/fuzz_"$t" -max_total_time="$secs" -max_len=16384 -timeout=10 \
-      -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build-fuzz/findings/"$t"- \
+  # Inside a zlib-compressed variable libmatio sizes buffers from counts it inflated before
+  # reading what they count (a 6 GiB calloc for a 400-byte file): untouched address space,
+  # which the reader cannot check beforehand. For svhn, a big request is not a finding
+  # (the RSS limit still is), and one past ASan's limit returns NULL as malloc would.
+  extra=()
+  if [[ $t == svhn ]]; then extra=(-malloc_limit_mb=1048576); fi
+  if ! ASAN_OPTIONS="$ASAN_OPTIONS${extra:+:allocator_may_return_null=1}" \
+      build-fuzz/tests/fuzz/fuzz_"$t" -max_total_time="$secs" -max_len=16384 -timeout=10 \
+      -rss_limit_mb=2048 "${extra[@]}" -print_final_stats=1 -artifact_prefix=build-fuzz/findings/"$t"- \
       "$corpus" >"$log" 2>&1; then
     tail -n 60 "$log" >&2
     echo "fuzz.sh: fuzz_$t found a problem; the input is in build-fuzz/findings/" >&2

@@ -1,7 +1,8 @@
 /* Writes the seed corpora of the fuzz targets: fuzz_seeds OUT_DIR CIFAR10_SAMPLE_DIR makes
  * OUT_DIR/<target>/seed-<n>, small valid inputs of each reader (a checkpoint-like
  * safetensors file, the first records of the CIFAR-10 sample and made-up CIFAR-100 records,
- * resume metadata, log lines, a tuner store with right checksums). */
+ * resume metadata, log lines, a tuner store with right checksums; when built with libmatio,
+ * small SVHN .mat files; with libjpeg-turbo, small JPEGs). */
 #include "internal.h"
 #include "wrn_io.h"
 
@@ -9,6 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#ifdef WRN_HAVE_MATIO
+#include <matio.h>
+#endif
+#ifdef WRN_HAVE_TURBOJPEG
+#include <turbojpeg.h>
+#endif
 
 static const char *out_dir;
 
@@ -155,6 +163,105 @@ static void ranks_seeds(void) {
   put("ranks", 2, t, 4 + sizeof odd);
 }
 
+#ifdef WRN_HAVE_MATIO
+/* An SVHN-like MATLAB v5 file of n images (X 32x32x3xn uint8, y nx1 of class yclass) at
+ * path; labels 1..10. */
+static void write_mat(const char *path, size_t n, enum matio_classes yclass,
+                      enum matio_compression comp) {
+  mat_t *m = Mat_CreateVer(path, NULL, MAT_FT_MAT5);
+  size_t xd[4] = {32, 32, 3, n}, yd[2] = {n, 1};
+  uint8_t *x = malloc(n * 3072);
+  double yv[8];
+  uint8_t yb[8];
+  if (!m || !x || n > 8) {
+    fprintf(stderr, "fuzz_seeds: cannot create %s\n", path);
+    exit(1);
+  }
+  for (size_t i = 0; i < n * 3072; i++) x[i] = (uint8_t)(i * 7 + i / 3072);
+  for (size_t i = 0; i < n; i++) yv[i] = (double)(i % 10 + 1), yb[i] = (uint8_t)(i % 10 + 1);
+  matvar_t *vx = Mat_VarCreate("X", MAT_C_UINT8, MAT_T_UINT8, 4, xd, x, 0);
+  matvar_t *vy = yclass == MAT_C_UINT8
+                     ? Mat_VarCreate("y", MAT_C_UINT8, MAT_T_UINT8, 2, yd, yb, 0)
+                     : Mat_VarCreate("y", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, yd, yv, 0);
+  if (!vx || !vy || Mat_VarWrite(m, vx, comp) != 0 || Mat_VarWrite(m, vy, comp) != 0) {
+    fprintf(stderr, "fuzz_seeds: libmatio cannot write %s\n", path);
+    exit(1);
+  }
+  Mat_VarFree(vx), Mat_VarFree(vy);
+  Mat_Close(m);
+  free(x);
+}
+
+/* Each seed: the options byte of fuzz_svhn, then the file. */
+static void svhn_seeds(void) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/seed.mat", out_dir);
+  const struct {
+    size_t n;
+    enum matio_classes y;
+    enum matio_compression comp;
+    uint8_t opts;
+    size_t cut; /* keep this many bytes of the file when nonzero */
+  } v[] = {{2, MAT_C_DOUBLE, MAT_COMPRESSION_NONE, 0x00, 0},
+           {2, MAT_C_DOUBLE, MAT_COMPRESSION_ZLIB, 0x13, 0},
+           {3, MAT_C_UINT8, MAT_COMPRESSION_ZLIB, 0x22, 0},
+           {1, MAT_C_UINT8, MAT_COMPRESSION_NONE, 0x01, 0},
+           {2, MAT_C_DOUBLE, MAT_COMPRESSION_NONE, 0x00, 3000}}; /* truncated inside X */
+  for (int i = 0; i < (int)(sizeof v / sizeof v[0]); i++) {
+    remove(p);
+    write_mat(p, v[i].n, v[i].y, v[i].comp);
+    size_t len;
+    unsigned char *d = slurp(p, 1 << 16, &len);
+    if (v[i].cut && v[i].cut < len) len = v[i].cut;
+    unsigned char *s = malloc(len + 1);
+    if (!s) exit(1);
+    s[0] = v[i].opts;
+    memcpy(s + 1, d, len);
+    put("svhn", i + 1, s, len + 1);
+    free(s), free(d);
+  }
+  remove(p);
+}
+#endif
+
+#ifdef WRN_HAVE_TURBOJPEG
+/* Each seed: the index byte of fuzz_jpeg, then a small JPEG (pixel format pf, w x h) encoded
+ * with libjpeg-turbo; the first `keep` bytes only when keep > 0. */
+static void jpeg_seed(int n, int w, int h, int pf, int subsamp, int flags, size_t keep) {
+  const int ps = tjPixelSize[pf];
+  unsigned char *px = malloc((size_t)w * h * (size_t)ps), *jpg = NULL;
+  unsigned long len = 0;
+  tjhandle tj = tjInitCompress();
+  if (!px || !tj) exit(1);
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++)
+      for (int c = 0; c < ps; c++)
+        px[((size_t)y * w + x) * (size_t)ps + (size_t)c] = (unsigned char)(x * 9 + y * 5 + c * 60);
+  if (tjCompress2(tj, px, w, 0, h, pf, &jpg, &len, subsamp, 90, flags) != 0) {
+    fprintf(stderr, "fuzz_seeds: tjCompress2: %s\n", tjGetErrorStr2(tj));
+    exit(1);
+  }
+  size_t k = keep && keep < len ? keep : (size_t)len;
+  unsigned char *s = malloc(k + 1);
+  if (!s) exit(1);
+  s[0] = (unsigned char)(n * 37);
+  memcpy(s + 1, jpg, k);
+  put("jpeg", n, s, k + 1);
+  free(s), free(px);
+  tjFree(jpg);
+  tjDestroy(tj);
+}
+
+static void jpeg_seeds(void) {
+  jpeg_seed(1, 24, 20, TJPF_RGB, TJSAMP_420, 0, 0);
+  jpeg_seed(2, 17, 33, TJPF_RGB, TJSAMP_444, 0, 0);
+  jpeg_seed(3, 20, 20, TJPF_GRAY, TJSAMP_GRAY, 0, 0);
+  jpeg_seed(4, 16, 24, TJPF_CMYK, TJSAMP_444, 0, 0);
+  jpeg_seed(5, 40, 30, TJPF_RGB, TJSAMP_422, TJFLAG_PROGRESSIVE, 0);
+  jpeg_seed(6, 64, 48, TJPF_RGB, TJSAMP_420, 0, 200); /* truncated */
+}
+#endif
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: fuzz_seeds OUT_DIR CIFAR10_SAMPLE_DIR\n");
@@ -167,5 +274,11 @@ int main(int argc, char **argv) {
   resume_seeds();
   tune_seeds();
   ranks_seeds();
+#ifdef WRN_HAVE_MATIO
+  svhn_seeds();
+#endif
+#ifdef WRN_HAVE_TURBOJPEG
+  jpeg_seeds();
+#endif
   return 0;
 }
