@@ -18,13 +18,14 @@ inline int wrn_reflect(int i, int len) { return i < 0 ? -i : (i >= len ? 2 * (le
 __kernel void augment(__global real *y, ulong y_off, __global const uchar *img, ulong img_off,
                       int c, int h, int w, int augment, int pad, uint seed_lo, uint seed_hi,
                       uint step_lo, uint step_hi, real mean0, real mean1, real mean2,
-                      real std0, real std1, real std2, int cutout) {
+                      real std0, real std1, real std2, int cutout, uint first_plane) {
   const uint hw = (uint)h * (uint)w;
   const uint pix = (uint)get_global_id(0);
   if (pix >= hw) return;
-  /* The range has exactly n*c planes after its offset (first sample * c). */
-  const uint plane = (uint)(get_global_id(1) - get_global_offset(1));
-  const uint sample = (uint)get_global_id(1) / (uint)c, ch = plane % (uint)c;
+  /* The range has exactly n*c planes; a slice of a global batch keys its draws by the
+   * sample's index in the whole (first_plane = its first sample * c). */
+  const uint plane = (uint)get_global_id(1);
+  const uint sample = (first_plane + plane) / (uint)c, ch = plane % (uint)c;
   const int oy = (int)(pix / (uint)w), ox = (int)(pix % (uint)w);
   int sy = oy, sx = ox;
   if (augment) {

@@ -4,13 +4,15 @@
  * (r >> 8) >= thresh is the same test in integers, so the mask is identical in float and
  * double builds and on the host. thresh == 0 (p == 0) keeps all and skips the generator.
  *
- * out (+)= keep ? in * scale : 0 serves forward (accumulate 0) and backward alike. The draw's
- * index i is the global id: a launch with a global offset (wrn_launch_at) keys element j of
- * the buffers by offset + j, so a slice of a larger tensor draws what the whole would. */
+ * out (+)= keep ? in * scale : 0 serves forward (accumulate 0) and backward alike. Element j
+ * of the buffers draws with index i = first + j, so a slice of a larger tensor (first: its
+ * first element's index in the whole) draws what the whole would. (An explicit argument, not
+ * a global work offset: libclc's nvptx target has no get_global_offset.) */
 __kernel void dropout_apply(__global real *out, ulong out_off, __global const real *in,
                             ulong in_off, ulong n, uint thresh, real scale, uint seed_lo,
-                            uint seed_hi, uint ctr_lo, uint ctr_hi, int accumulate) {
-  const ulong i = get_global_id(0), j = i - get_global_offset(0);
+                            uint seed_hi, uint ctr_lo, uint ctr_hi, int accumulate,
+                            ulong first) {
+  const ulong j = get_global_id(0), i = first + j;
   if (j >= n) return;
   real v = in[in_off + j];
   if (thresh) {

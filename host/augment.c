@@ -111,12 +111,11 @@ wrn_status wrn_augment_forward_at(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t im
   for (int ch = 0; ch < 3; ch++) wrn_arg_real(&k, mean[ch]);
   for (int ch = 0; ch < 3; ch++) wrn_arg_real(&k, sd[ch]);
   wrn_arg_int(&k, a->cutout);
-  size_t lws[2] = {ctx->max_wg < 256 ? ctx->max_wg : 256, 1};
-  size_t gws[2] = {wrn_round_up(hw, lws[0]), planes};
-  if (!first) return wrn_launch(&k, 2, gws, lws, WRN_CAT_AUGMENT, 0);
-  /* A slice of a global batch: the planes' global ids start at its first sample's. */
+  /* A slice of a global batch: its draws are keyed by the samples' indices in the whole. */
   if (first > UINT32_MAX / (size_t)c - (size_t)n)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: first sample %zu is too large", fn, first);
-  size_t off[2] = {0, first * (size_t)c};
-  return wrn_launch_at(&k, 2, off, gws, lws, WRN_CAT_AUGMENT, 0);
+  wrn_arg_uint(&k, (cl_uint)(first * (size_t)c));
+  size_t lws[2] = {ctx->max_wg < 256 ? ctx->max_wg : 256, 1};
+  size_t gws[2] = {wrn_round_up(hw, lws[0]), planes};
+  return wrn_launch(&k, 2, gws, lws, WRN_CAT_AUGMENT, 0);
 }

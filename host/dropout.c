@@ -35,10 +35,8 @@ static wrn_status dropout_run(wrn_ctx *ctx, const char *fn, wrn_mem out, wrn_mem
   wrn_arg_uint(&k, (cl_uint)counter);
   wrn_arg_uint(&k, (cl_uint)(counter >> 32));
   wrn_arg_int(&k, accumulate);
-  if (first == 0) return wrn_launch_1d(&k, n, WRN_CAT_DROPOUT);
-  size_t wg = ctx->max_wg < 256 ? ctx->max_wg : 256;
-  size_t gws = wrn_round_up(n, wg), off = first;
-  return wrn_launch_at(&k, 1, &off, &gws, &wg, WRN_CAT_DROPOUT, 0);
+  wrn_arg_ulong(&k, (cl_ulong)first);
+  return wrn_launch_1d(&k, n, WRN_CAT_DROPOUT);
 }
 
 wrn_status wrn_dropout_forward(wrn_ctx *ctx, wrn_mem y, wrn_mem x, size_t n, double p,

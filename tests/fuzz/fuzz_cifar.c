@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_write(names[c100][0], data + 1, cut, path);
   fuzz_write(names[c100][1], data + 1 + cut, rest - cut, path);
   wrn_dataset_options o = {WRN_DATASET_AUTO, (data[0] & 2) ? WRN_LABELS_COARSE : WRN_LABELS_FINE,
-                           0, 0};
+                           0, 0, 0};
   if (!c100) o.labels = WRN_LABELS_FINE;
   wrn_dataset ds;
   if (wrn_dataset_open(&ds, sub, &o) == WRN_OK) {
