@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "wrn_io.h"
 
 #include <math.h>
 #include <string.h>
@@ -179,4 +180,20 @@ void t_rm_tree(const char *dir) {
   }
   closedir(d);
   rmdir(dir);
+}
+
+void wt_same_tensors(const char *a, const char *b) {
+  wrn_st_file *fa, *fb;
+  WT_OK(wrn_st_open(&fa, a));
+  WT_OK(wrn_st_open(&fb, b));
+  assert_int_equal(wrn_st_count(fa), wrn_st_count(fb));
+  for (int i = 0; i < wrn_st_count(fa); i++) {
+    const wrn_st_tensor *ta = wrn_st_at(fa, i), *tb = wrn_st_find(fb, ta->name);
+    assert_non_null(tb);
+    assert_int_equal(ta->nbytes, tb->nbytes);
+    if (memcmp(ta->data, tb->data, ta->nbytes))
+      fail_msg("tensor %s differs between %s and %s", ta->name, a, b);
+  }
+  wrn_st_close(fa);
+  wrn_st_close(fb);
 }

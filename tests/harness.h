@@ -66,6 +66,10 @@ static inline t_tol t_tol_for(wrn_ctx *ctx, t_tol f32, t_tol f64) {
 typedef double (*t_scalar_fn)(const double *x, void *user);
 void t_numeric_grad(t_scalar_fn f, double *x, size_t n, double h, double *grad, void *user);
 
+/* The safetensors files at paths a and b hold the same tensors, byte for byte (fails the test
+ * naming the first tensor that differs). */
+void wt_same_tensors(const char *a, const char *b);
+
 /* Removes a folder and everything below it (read-only subfolders included); quiet when
  * it does not exist. */
 void t_rm_tree(const char *dir);

@@ -133,19 +133,7 @@ static void same_tensors(const char *a, const char *b, const char *name) {
   char pa[8192], pb[8192];
   snprintf(pa, sizeof pa, "%s/%s", a, name);
   snprintf(pb, sizeof pb, "%s/%s", b, name);
-  wrn_st_file *fa, *fb;
-  WT_OK(wrn_st_open(&fa, pa));
-  WT_OK(wrn_st_open(&fb, pb));
-  assert_int_equal(wrn_st_count(fa), wrn_st_count(fb));
-  for (int i = 0; i < wrn_st_count(fa); i++) {
-    const wrn_st_tensor *ta = wrn_st_at(fa, i), *tb = wrn_st_find(fb, ta->name);
-    assert_non_null(tb);
-    assert_int_equal(ta->nbytes, tb->nbytes);
-    if (memcmp(ta->data, tb->data, ta->nbytes))
-      fail_msg("tensor %s differs between %s and %s", ta->name, pa, pb);
-  }
-  wrn_st_close(fa);
-  wrn_st_close(fb);
+  wt_same_tensors(pa, pb);
 }
 
 /* The log holds exactly epochs 1..n, one whole JSON object per line; returns n. With
