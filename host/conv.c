@@ -85,7 +85,8 @@ int conv_chunk(const wrn_conv_shape *s, size_t per_image, size_t fixed, size_t m
 
 static const conv_algo *const algos[] = {&wrn_conv_algo_im2col,    &wrn_conv_algo_implicit,
                                          &wrn_conv_algo_splitk,    &wrn_conv_algo_winograd2,
-                                         &wrn_conv_algo_winograd4, &wrn_conv_algo_fft};
+                                         &wrn_conv_algo_winograd4, &wrn_conv_algo_fft,
+                                         &wrn_conv_algo_direct};
 #define NALGOS ((int)(sizeof algos / sizeof algos[0]))
 
 int wrn_conv_algo_count(void) { return NALGOS; }
@@ -167,7 +168,7 @@ wrn_status wrn_conv_choice_check(const char *choice) {
   if (!parse_choice(choice, &p))
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                     "'%s' is not a convolution algorithm choice: give one of im2col, "
-                    "implicit, splitk, winograd2, winograd4, fft, optionally with "
+                    "implicit, splitk, winograd2, winograd4, fft, direct, optionally with "
                     ":KEY=V,... parameters (or auto)",
                     choice ? choice : "(null)");
   return WRN_OK;
@@ -196,11 +197,19 @@ size_t wrn_conv_algo_workspace(wrn_ctx *ctx, const char *algo, const wrn_conv_sh
 /* ---------------------------------------------------------------- the tuner */
 
 /* Key of a (shape, pass, bound) in the tuner's store; the store itself is per device. */
+/* A stored choice was the fastest of the table as it was then: the key carries a hash of the
+ * table's names, so adding an algorithm measures again instead of replaying the old winner. */
+static unsigned table_tag(void) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (int i = 0; i < NALGOS; i++) h = wrn_hash64(h, algos[i]->name, strlen(algos[i]->name) + 1);
+  return (unsigned)(h ^ (h >> 32)) & 0xffffu;
+}
+
 static void tune_key(const wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pass pass,
                      size_t max_ws, char *out, size_t n) {
-  snprintf(out, n, "conv %s n%d c%d h%d w%d o%d k%d s%d p%d ws%zu %s",
+  snprintf(out, n, "conv %s n%d c%d h%d w%d o%d k%d s%d p%d ws%zu %s t%04x",
            ctx->dtype == WRN_F64 ? "f64" : "f32", s->n, s->c_in, s->h, s->w, s->c_out, s->k,
-           s->stride, s->pad, max_ws, wrn_conv_pass_name(pass));
+           s->stride, s->pad, max_ws, wrn_conv_pass_name(pass), table_tag());
 }
 
 /* Scratch operands for timing one (shape, pass). */
@@ -274,7 +283,7 @@ wrn_status wrn_conv_choose(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pass 
     if (!parse_choice(forced, &p))
       return wrn_fail(WRN_STATUS_INVALID_ARGUMENT,
                       "WRN_CONV_ALGO=%s is not an algorithm (im2col, implicit, splitk, "
-                      "winograd2, winograd4, fft, or auto), optionally with :KEY=V,... "
+                      "winograd2, winograd4, fft, direct, or auto), optionally with :KEY=V,... "
                       "parameters",
                       forced);
     const char *pick = wrn_conv_algo_workspace(ctx, forced, s, pass, max_ws_elems) != (size_t)-1

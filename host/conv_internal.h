@@ -49,6 +49,7 @@ extern const conv_algo wrn_conv_algo_splitk;
 extern const conv_algo wrn_conv_algo_winograd2;
 extern const conv_algo wrn_conv_algo_winograd4;
 extern const conv_algo wrn_conv_algo_fft;
+extern const conv_algo wrn_conv_algo_direct;
 
 /* Output size of a valid shape. */
 static inline int conv_ho(const wrn_conv_shape *s) { return (s->h + 2 * s->pad - s->k) / s->stride + 1; }

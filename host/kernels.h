@@ -61,6 +61,7 @@
   X(WINO_OUTPUT, winograd, wino_output)                                                      \
   X(WINO_GRAD_OUTPUT, winograd, wino_grad_output)                                            \
   X(WINO_GRAD_FILTER, winograd, wino_grad_filter)                                            \
+  X(DIRECT_CONV, direct, direct_conv)                                                         \
   X(IGEMM, implicit, igemm)                                                                  \
   X(IGEMM_REDUCE, implicit, igemm_reduce)                                                    \
   X(FFT_PAD, fft, fft_pad)                                                                   \
@@ -68,7 +69,7 @@
   X(FFT_CROP, fft, fft_crop)
 
 /* Programs built only as variants (their tunables come from the host as -D values). */
-#define WRN_VARIANT_ONLY_PROGRAMS "bn gemm implicit winograd"
+#define WRN_VARIANT_ONLY_PROGRAMS "bn direct gemm implicit winograd"
 
 typedef enum wrn_kid {
 #define WRN_KID_ENUM(id, prog, name) WRN_K_##id,

@@ -113,7 +113,7 @@ static void train_usage(FILE *f) {
           "  --min-per-device N     the least images a device gets with --split auto (8)\n"
           "  --mpi-timeout S        under mpirun: give up on silent ranks after S s (120)\n"
           "  --conv-algo auto|NAME  convolution algorithm: the tuner's per layer (auto), or one\n"
-          "                         of im2col implicit splitk winograd2 winograd4 fft wherever\n"
+          "                         of im2col implicit splitk winograd2 winograd4 fft direct wherever\n"
           "                         it fits; checkpoints record the choices, --resume reuses them\n"
           "  --lr-schedule step|cosine (step: x lr-decay at --epoch-step; cosine: annealed to 0)\n"
           "  --warmup-epochs N (0)  linear warm-up: epochs 1..N at lr x epoch / (N + 1)\n"

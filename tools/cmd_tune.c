@@ -18,7 +18,7 @@ static void usage(FILE *f) {
           "usage: wrn tune [--model wrn-D-K] [--batch N[,N...]] [--device X] [--classes N]\n"
           "                [--dropout P] [--workspace-mib M] [--conv-algo auto|NAME[:K=V,...]]\n"
           "Times the convolution algorithms (im2col, implicit, splitk, winograd2, winograd4,\n"
-          "fft) and their parameter sets for every conv layer and pass of the model, keeps the\n"
+          "fft, direct) and their parameter sets for every conv layer and pass of the model, keeps the\n"
           "fastest in the tuner's store next to the kernel cache, and prints the choices. Later\n"
           "runs of the same model, batch, device and driver find them there (WRN_NO_CACHE=1\n"
           "stores nothing). Defaults: wrn-28-10, batch 128, workspace 1024 MiB.\n");

@@ -1,0 +1,132 @@
+/* Direct convolution (cl/direct.cl) for CPU devices: forward of 3x3 (pad 1) and 1x1 (pad 0)
+ * layers at stride 1 or 2, and the backward-data pass of the stride-1 ones (the forward of
+ * dy with the channels exchanged and the filter flipped). No workspace: each work-item keeps
+ * whole output rows of a few channels in vector registers and reads the input rows in place,
+ * which on layers with few channels (16-64) beats both im2col (whose column buffer is 9x
+ * the input) and Winograd (whose transforms move 2.25x the input and output through memory
+ * for GEMMs with a reduction of only 16-64).
+ *
+ * Parameters: VW lanes per vector, CO output channels per work-item; the row is WO / VW
+ * vectors. The tuner tries a few (VW, CO) whose accumulators fit 8-24 vector registers. */
+#include "conv_internal.h"
+
+#include <string.h>
+
+/* The forward-shaped problem of a pass. */
+typedef struct dir_geom {
+  int C, H, W, O, HO, WO;
+  int flip;
+  size_t wso, wsc; /* weight strides of (output, input) channel */
+} dir_geom;
+
+static void geom(const wrn_conv_shape *s, wrn_conv_pass pass, dir_geom *g) {
+  const size_t kk = (size_t)s->k * s->k;
+  if (pass == WRN_CONV_BACKWARD_DATA) {
+    g->C = s->c_out, g->H = conv_ho(s), g->W = conv_wo(s);
+    g->O = s->c_in, g->HO = s->h, g->WO = s->w;
+    g->flip = 1, g->wso = kk, g->wsc = (size_t)s->c_in * kk;
+  } else {
+    g->C = s->c_in, g->H = s->h, g->W = s->w;
+    g->O = s->c_out, g->HO = conv_ho(s), g->WO = conv_wo(s);
+    g->flip = 0, g->wso = (size_t)s->c_in * kk, g->wsc = kk;
+  }
+}
+
+static const char *const dir_keys[] = {"VW", "CO"};
+
+static int dir_vw(const conv_params *p) { return conv_param(p, "VW", 8); }
+static int dir_co(const conv_params *p) { return conv_param(p, "CO", 4); }
+
+static int direct_supports(const wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pass pass,
+                           const conv_params *p) {
+  if (!ctx || !(ctx->dev.type & CL_DEVICE_TYPE_CPU)) return 0;
+  for (int i = 0; p && i < p->n; i++)
+    if (strcmp(p->key[i], dir_keys[0]) && strcmp(p->key[i], dir_keys[1])) return 0;
+  if (pass == WRN_CONV_BACKWARD_WEIGHT) return 0;
+  if (!((s->k == 3 && s->pad == 1) || (s->k == 1 && s->pad == 0))) return 0;
+  if (s->stride != 1 && s->stride != 2) return 0;
+  if (pass == WRN_CONV_BACKWARD_DATA && s->stride != 1) return 0;
+  if (s->stride == 2 && s->w % 2) return 0;
+  const int vw = dir_vw(p), co = dir_co(p);
+  if (vw != 4 && vw != 8 && vw != 16) return 0;
+  if (co < 1 || co > 32) return 0;
+  dir_geom g;
+  geom(s, pass, &g);
+  return g.WO % vw == 0 && g.WO / vw <= 8;
+}
+
+static size_t direct_workspace(const wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pass pass,
+                               const conv_params *p, size_t max_ws) {
+  return 0;
+}
+
+static int direct_candidates(const wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pass pass,
+                             conv_params *out, int max) {
+  dir_geom g;
+  geom(s, pass, &g);
+  /* A row of WO reals in units of 32-byte registers; accumulator budgets of 12, 8 and 24
+   * such registers (16 AVX2 registers, or 32 of twice the width). */
+  const size_t rs = ctx ? ctx->real_size : 4;
+  const int u = (int)(((size_t)g.WO * rs + 31) / 32) > 0 ? (int)(((size_t)g.WO * rs + 31) / 32) : 1;
+  const int budget[] = {12, 8, 24};
+  int n = 0;
+  for (int vi = 0; vi < 2; vi++) {
+    const int vw = vi == 0 ? 8 : 16;
+    if (g.WO % vw) continue;
+    for (size_t b = 0; b < sizeof budget / sizeof budget[0] && n < max; b++) {
+      if (vi == 1 && b > 0) break;
+      int co = budget[b] / u;
+      if (co < 1) co = 1;
+      if (co > g.O) co = g.O;
+      if (co > 16) co = 16;
+      int dup = 0;
+      for (int j = 0; j < n; j++) dup |= conv_param(&out[j], "VW", 0) == vw && conv_param(&out[j], "CO", 0) == co;
+      if (dup) continue;
+      memset(&out[n], 0, sizeof out[n]);
+      conv_param_set(conv_param_set(&out[n], "VW", vw), "CO", co);
+      n++;
+    }
+  }
+  if (n == 0 && max > 0) { /* rows of 4 lanes: the one tile that fits */
+    memset(&out[0], 0, sizeof out[0]);
+    conv_param_set(conv_param_set(&out[0], "VW", 4), "CO", 4);
+    n = 1;
+  }
+  return n;
+}
+
+static wrn_status direct_run(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pass pass,
+                             const wrn_conv_io *io, const conv_params *p) {
+  dir_geom g;
+  geom(s, pass, &g);
+  const int vw = dir_vw(p), co = dir_co(p);
+  char defs[96];
+  snprintf(defs, sizeof defs, "-DDIR_K=%d -DDIR_S=%d -DDIR_FLIP=%d -DDIR_VW=%d -DDIR_NV=%d -DDIR_CO=%d",
+           s->k, s->stride, g.flip, vw, g.WO / vw, co);
+  wrn_args k;
+  WRN_TRY(wrn_kernel_variant_args(ctx, WRN_K_DIRECT_CONV, defs, &k));
+  wrn_arg_mem(&k, io->out);
+  wrn_arg_mem(&k, io->a);
+  wrn_arg_mem(&k, io->b);
+  wrn_arg_mem(&k, io->add.mem ? io->add : io->out);
+  wrn_arg_int(&k, g.C);
+  wrn_arg_int(&k, g.H);
+  wrn_arg_int(&k, g.W);
+  wrn_arg_int(&k, g.O);
+  wrn_arg_int(&k, g.HO);
+  wrn_arg_ulong(&k, g.wso);
+  wrn_arg_ulong(&k, g.wsc);
+  wrn_arg_int(&k, io->accumulate);
+  wrn_arg_int(&k, pass == WRN_CONV_FORWARD && io->add.mem != NULL);
+  /* Work-groups of a row's channel blocks times a few rows: neighbours share input rows. */
+  const size_t blocks = ((size_t)g.O + (size_t)co - 1) / (size_t)co;
+  const size_t cap = ctx->max_wg < 64 ? ctx->max_wg : 64;
+  size_t l0 = blocks < cap ? blocks : cap, l1 = 1;
+  while (l1 * 2 <= (size_t)g.HO && l0 * l1 * 2 <= 16) l1 *= 2;
+  size_t gws[3] = {wrn_round_up(blocks, l0), wrn_round_up((size_t)g.HO, l1), (size_t)s->n};
+  size_t lws[3] = {l0, l1, 1};
+  return wrn_launch(&k, 3, gws, lws, conv_cat(pass), conv_flops(s));
+}
+
+const conv_algo wrn_conv_algo_direct = {"direct", direct_supports, direct_workspace,
+                                        direct_candidates, direct_run};
