@@ -177,18 +177,31 @@ __kernel void bn_apply(__global real *y, ulong y_off, __global const real *x, ul
   ulong i = ((ulong)img * c + ch) * hw + p;
   real s = stat[s_off + ch];
   if (stat_is_var) s = (real)1 / sqrt(s + eps);
-  real v = gamma[g_off + ch] * ((x[x_off + i] - mean[m_off + ch]) * s) + beta[b_off + ch];
+  /* An explicit fma: the backward passes recompute v from x with the same operations to
+   * find the ReLU's mask without reading y (relu == 2 there), and must get the same bits. */
+  real v = fma(gamma[g_off + ch], (x[x_off + i] - mean[m_off + ch]) * s, beta[b_off + ch]);
   if (relu && !(v > (real)0)) v = 0;
   y[y_off + i] = v;
 }
 
-/* part[ch][chunk] = (sum g, sum g (x - mean)) with g = dy masked by y > 0 when relu, in
- * vectors. Same grid as bn_stats_partial. */
+/* The ReLU mask of the backward passes: relu == 1 reads y > 0; relu == 2 recomputes y's
+ * sign from x as bn_apply computed it (so y is not read at all: one pass over memory less). */
+#define BN_MASK(g, xv, yv_load)                                                             \
+  (relu == 1   ? BN_POSITIVE(g, yv_load)                                                    \
+   : relu == 2 ? BN_POSITIVE(g, fma((bnv)(gam), ((xv) - m) * s, (bnv)(bet)))                \
+               : (g))
+
+/* part[ch][chunk] = (sum g, sum g (x - mean)) with g = dy masked by the ReLU (relu = 1 or 2,
+ * see BN_MASK), in vectors. Same grid as bn_stats_partial. gamma, beta and invstd are read
+ * only for relu == 2. */
 __kernel void bn_bwd_partial(__global real *part, ulong part_off, __global const real *dy,
                              ulong dy_off, __global const real *x, ulong x_off,
                              __global const real *y, ulong y_off, __global const real *mean,
-                             ulong m_off, uint n, uint c, uint hw, uint imgs_per_chunk,
-                             uint nchunks, int relu, __local real *la, __local real *lb) {
+                             ulong m_off, __global const real *gamma, ulong g_off,
+                             __global const real *beta, ulong b_off,
+                             __global const real *invstd, ulong is_off, uint n, uint c,
+                             uint hw, uint imgs_per_chunk, uint nchunks, int relu,
+                             __local real *la, __local real *lb) {
   uint l0 = get_local_size(0), l1 = get_local_size(1);
   uint a = get_local_id(0), b = get_local_id(1), lid = b * l0 + a;
   uint chunk = get_group_id(1), ch = get_group_id(2);
@@ -196,15 +209,19 @@ __kernel void bn_bwd_partial(__global real *part, ulong part_off, __global const
   ulong coff = (ulong)ch * hw, chw = (ulong)c * hw;
   __global const real *dyp = dy + dy_off + coff, *xp = x + x_off + coff, *yp = y + y_off + coff;
   const real m = mean[m_off + ch];
+  const real gam = relu == 2 ? gamma[g_off + ch] : (real)0;
+  const real bet = relu == 2 ? beta[b_off + ch] : (real)0;
+  const real s = relu == 2 ? invstd[is_off + ch] : (real)0;
   const uint nv = hw / BN_VW;
   bnv sg = (bnv)(0), sgx = (bnv)(0);
   for (uint img = chunk * imgs_per_chunk + b; img < i1; img += l1) {
     ulong r = img * chw;
     for (uint v = a; v < nv; v += l0) {
+      const bnv xv = BN_LOAD(v, xp + r);
       bnv g = BN_LOAD(v, dyp + r);
-      if (relu) g = BN_POSITIVE(g, BN_LOAD(v, yp + r));
+      g = BN_MASK(g, xv, BN_LOAD(v, yp + r));
       sg += g;
-      sgx = fma(g, BN_LOAD(v, xp + r) - m, sgx);
+      sgx = fma(g, xv - m, sgx);
     }
   }
   la[lid] = bn_lane_sum(sg);
@@ -255,19 +272,24 @@ __kernel void bn_bwd_final(__global real *dgamma, ulong dg_off, __global real *d
   }
 }
 
-/* dx (+)= A (g - B - (x - mean) D). Grid (hw, c, n). */
+/* dx (+)= A (g - B - (x - mean) D), g masked as in bn_bwd_partial. Grid (hw, c, n). */
 __kernel void bn_bwd_dx(__global real *dx, ulong dx_off, __global const real *dy, ulong dy_off,
                         __global const real *x, ulong x_off, __global const real *y,
                         ulong y_off, __global const real *mean, ulong m_off,
+                        __global const real *gamma, ulong g_off, __global const real *beta,
+                        ulong b_off, __global const real *invstd, ulong is_off,
                         __global const real *coef, ulong coef_off, uint c, uint hw, int relu,
                         int accumulate) {
   uint p = get_global_id(0), ch = get_global_id(1), img = get_global_id(2);
   if (p >= hw || ch >= c) return;
   ulong i = ((ulong)img * c + ch) * hw + p;
   real g = dy[dy_off + i];
-  if (relu && !(y[y_off + i] > (real)0)) g = 0;
+  const real xv = x[x_off + i], m = mean[m_off + ch];
+  if (relu == 1 && !(y[y_off + i] > (real)0)) g = 0;
+  if (relu == 2 && !(fma(gamma[g_off + ch], (xv - m) * invstd[is_off + ch], beta[b_off + ch]) > (real)0))
+    g = 0;
   __global const real *k = coef + coef_off + 3 * (ulong)ch;
-  real v = k[0] * (g - k[1] - (x[x_off + i] - mean[m_off + ch]) * k[2]);
+  real v = k[0] * (g - k[1] - (xv - m) * k[2]);
   if (accumulate) v += dx[dx_off + i];
   dx[dx_off + i] = v;
 }

@@ -256,14 +256,29 @@ wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbe
                            wrn_mem x, wrn_mem y, wrn_mem gamma, wrn_mem save_mean,
                            wrn_mem save_invstd, int n, int c, int hw, int relu,
                            int accumulate_dx, int accumulate_params) {
+  WRN_TRY(bn_flag("bn_backward", "relu", relu));
+  return wrn_bn_backward_mask(ctx, dx, dgamma, dbeta, dy, x, y, gamma, (wrn_mem){NULL, 0},
+                              save_mean, save_invstd, n, c, hw, relu, accumulate_dx,
+                              accumulate_params);
+}
+
+wrn_status wrn_bn_backward_mask(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbeta,
+                                wrn_mem dy, wrn_mem x, wrn_mem y, wrn_mem gamma, wrn_mem beta,
+                                wrn_mem save_mean, wrn_mem save_invstd, int n, int c, int hw,
+                                int relu, int accumulate_dx, int accumulate_params) {
   static const char *fn = "bn_backward";
-  const wrn_mem bufs[] = {dx, dgamma, dbeta, dy, x, gamma, save_mean, save_invstd, y};
-  static const char *const names[] = {"dx",    "dgamma",    "dbeta",       "dy", "x",
-                                      "gamma", "save_mean", "save_invstd", "y"};
-  WRN_TRY(bn_flag(fn, "relu", relu));
-  /* y is read only for the ReLU mask, so it may be NULL without one. */
-  WRN_TRY(bn_check(fn, ctx, n, c, hw, bufs, names, relu ? 9 : 8));
+  const wrn_mem bufs[] = {dx, dgamma, dbeta, dy, x, gamma, save_mean, save_invstd,
+                          relu == 2 ? beta : y};
+  static const char *const names2[] = {"dx",    "dgamma",    "dbeta",       "dy",  "x",
+                                       "gamma", "save_mean", "save_invstd", "beta"};
+  static const char *const names1[] = {"dx",    "dgamma",    "dbeta",       "dy", "x",
+                                       "gamma", "save_mean", "save_invstd", "y"};
+  if (relu < 0 || relu > 2)
+    return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: relu must be 0, 1 or 2, got %d", fn, relu);
+  /* y is read only for the ReLU mask from y (relu 1), beta only for the recomputed one. */
+  WRN_TRY(bn_check(fn, ctx, n, c, hw, bufs, relu == 2 ? names2 : names1, relu ? 9 : 8));
   if (!y.mem) y = x; /* any valid buffer: the kernels never read it */
+  if (!beta.mem) beta = gamma;
   WRN_TRY(bn_flag(fn, "accumulate_dx", accumulate_dx));
   WRN_TRY(bn_flag(fn, "accumulate_params", accumulate_params));
 
@@ -284,6 +299,9 @@ wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbe
   wrn_arg_mem(&kp, x);
   wrn_arg_mem(&kp, y);
   wrn_arg_mem(&kp, save_mean);
+  wrn_arg_mem(&kp, gamma);
+  wrn_arg_mem(&kp, beta);
+  wrn_arg_mem(&kp, save_invstd);
   wrn_arg_uint(&kp, (cl_uint)n);
   wrn_arg_uint(&kp, (cl_uint)c);
   wrn_arg_uint(&kp, (cl_uint)hw);
@@ -316,6 +334,9 @@ wrn_status wrn_bn_backward(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbe
   wrn_arg_mem(&kd, x);
   wrn_arg_mem(&kd, y);
   wrn_arg_mem(&kd, save_mean);
+  wrn_arg_mem(&kd, gamma);
+  wrn_arg_mem(&kd, beta);
+  wrn_arg_mem(&kd, save_invstd);
   wrn_arg_mem(&kd, coef);
   wrn_arg_uint(&kd, (cl_uint)c);
   wrn_arg_uint(&kd, (cl_uint)hw);

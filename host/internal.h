@@ -114,6 +114,13 @@ typedef struct wrn_args {
 wrn_status wrn_kernel_args(wrn_ctx *ctx, wrn_kid id, wrn_args *a);
 /* Kernel `id` from its program built with the extra options `defs` (e.g. "-DTM=4 -DTN=8"),
  * built (or loaded from the disk cache) on first use and kept for the context's life. */
+/* wrn_bn_backward with the ReLU's mask taken from y (relu = 1) or recomputed from x, gamma,
+ * beta and the saved statistics exactly as the forward computed y (relu = 2: y is not read,
+ * one pass over memory less; beta is needed instead). */
+wrn_status wrn_bn_backward_mask(wrn_ctx *ctx, wrn_mem dx, wrn_mem dgamma, wrn_mem dbeta,
+                                wrn_mem dy, wrn_mem x, wrn_mem y, wrn_mem gamma, wrn_mem beta,
+                                wrn_mem save_mean, wrn_mem save_invstd, int n, int c, int hw,
+                                int relu, int accumulate_dx, int accumulate_params);
 wrn_status wrn_kernel_variant_args(wrn_ctx *ctx, wrn_kid id, const char *defs, wrn_args *a);
 const char *wrn_kernel_name(wrn_kid id);
 void wrn_arg_mem(wrn_args *a, wrn_mem m); /* buffer, then its element offset as ulong */

@@ -813,9 +813,11 @@ static wrn_status bn_bwd(wrn_net *n, layer *l, const int *acc) {
     dx.off += (size_t)g * span, dy.off += (size_t)g * span;
     x.off += (size_t)g * span, y.off += (size_t)g * span;
     const size_t so = l->save_off + (size_t)g * 2 * cs;
-    WRN_TRY(wrn_bn_backward(n->ctx, dx, PG(n, l->param[0]), PG(n, l->param[1]), dy, x, y,
-                            P(n, l->param[0]), M(n->saved, so), M(n->saved, so + cs), sub, c,
-                            hw, l->relu, acc[0], g > 0));
+    /* The ReLU's mask is recomputed from x (y is not read). */
+    WRN_TRY(wrn_bn_backward_mask(n->ctx, dx, PG(n, l->param[0]), PG(n, l->param[1]), dy, x, y,
+                                 P(n, l->param[0]), P(n, l->param[1]), M(n->saved, so),
+                                 M(n->saved, so + cs), sub, c, hw, l->relu ? 2 : 0, acc[0],
+                                 g > 0));
   }
   return WRN_OK;
 }

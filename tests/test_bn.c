@@ -3,6 +3,7 @@
  * modes and against central differences in double, bit-reproducibility, bad arguments. */
 #include "harness.h"
 #include "ref_bn.h"
+#include "../host/internal.h" /* wrn_bn_backward_mask */
 
 #include <math.h>
 #include <string.h>
@@ -334,6 +335,23 @@ static void test_bn_bits(void **state) {
   }
   assert_memory_equal(a, b, T * sizeof *a);
   assert_memory_equal(run[0], run[1], 3 * (size_t)c * sizeof(double));
+  /* The mask recomputed from x (what the network uses, y never read) gives the same bits as
+   * the mask read from y: the forward and backward compute y's sign alike. Y is filled with
+   * NaN first, so a kernel that still read it would differ. */
+  t_download(ctx, b, Y, T);
+  size_t masked = 0;
+  for (size_t i = 0; i < T; i++) masked += b[i] == 0;
+  assert_true(masked > T / 10 && masked < T - T / 10); /* the mask matters here */
+  WT_OK(wrn_fill(ctx, t_mem(Y), NAN, T));
+  WT_OK(wrn_bn_backward_mask(ctx, t_mem(DX), t_mem(DG), t_mem(DB), t_mem(DY), t_mem(X), t_mem(Y),
+                             t_mem(G), t_mem(B), t_mem(SM), t_mem(SI), s.n, c, s.hw, 2, 0, 0));
+  double rec[3 * 64];
+  t_download(ctx, b, DX, T);
+  t_download(ctx, rec, SI, c);
+  t_download(ctx, rec + c, DG, c);
+  t_download(ctx, rec + 2 * c, DB, c);
+  assert_memory_equal(a, b, T * sizeof *a);
+  assert_memory_equal(run[0], rec, 3 * (size_t)c * sizeof(double));
   wrn_release(&X), wrn_release(&G), wrn_release(&B), wrn_release(&RM), wrn_release(&RV);
   wrn_release(&Y), wrn_release(&SM), wrn_release(&SI), wrn_release(&DY), wrn_release(&DX);
   wrn_release(&DG), wrn_release(&DB);
