@@ -115,7 +115,11 @@ wrn_status wrn_augment_forward_at(wrn_ctx *ctx, wrn_mem y, cl_mem img, size_t im
   if (first > UINT32_MAX / (size_t)c - (size_t)n)
     return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "%s: first sample %zu is too large", fn, first);
   wrn_arg_uint(&k, (cl_uint)(first * (size_t)c));
+  const size_t run = (ctx->dev.type & CL_DEVICE_TYPE_CPU) ? (size_t)w : 1;
+  wrn_arg_int(&k, (int)run);
+  const size_t items = hw / run;
   size_t lws[2] = {ctx->max_wg < 256 ? ctx->max_wg : 256, 1};
-  size_t gws[2] = {wrn_round_up(hw, lws[0]), planes};
+  if (run > 1) lws[0] = items < 64 ? items : 64;
+  size_t gws[2] = {wrn_round_up(items, lws[0]), planes};
   return wrn_launch(&k, 2, gws, lws, WRN_CAT_AUGMENT, 0);
 }
