@@ -17,6 +17,11 @@
  * of two.
  */
 
+/* y = gamma (x - mean) s + beta is computed in the forward and again in the backward (for
+ * the ReLU's mask); a multiply-add contracted in one kernel and not the other would give
+ * other bits, so nothing here is contracted unless written as fma(). */
+#pragma OPENCL FP_CONTRACT OFF
+
 /* Folds (nb, mb, m2b) into (na, ma, m2a): Chan et al.'s pairwise update. */
 inline void bn_merge(uint *na, real *ma, real *m2a, uint nb, real mb, real m2b) {
   if (nb == 0) return;
@@ -74,10 +79,12 @@ inline void bn_tree_sum2(__local real *a, __local real *b, uint lid, uint lsz) {
 #if BN_VW == 1
 typedef real bnv;
 #define BN_LOAD(i, p) ((p)[i])
+#define BN_STORE(v, i, p) ((p)[i] = (v))
 #define BN_POSITIVE(g, y) ((y) > (real)0 ? (g) : (real)0)
 #else
 typedef BN_CAT(REAL, BN_VW) bnv;
 #define BN_LOAD(i, p) BN_CAT(vload, BN_VW)(i, p)
+#define BN_STORE(v, i, p) BN_CAT(vstore, BN_VW)(v, i, p)
 #define BN_POSITIVE(g, y) select((bnv)(0), (g), (y) > (bnv)(0))
 #endif
 
@@ -166,29 +173,32 @@ __kernel void bn_stats_final(__global real *save_mean, ulong sm_off, __global re
 }
 
 /* y = gamma (x - mean) s + beta, s = invstd[ch] (stat_is_var = 0) or 1/sqrt(stat[ch] + eps)
- * (inference with the running variance); optionally ReLU. Grid (hw, c, n). */
+ * (inference with the running variance); optionally ReLU. Grid (hw / BN_VW, c, n): a
+ * work-item takes BN_VW neighbours of a row as one vector. */
 __kernel void bn_apply(__global real *y, ulong y_off, __global const real *x, ulong x_off,
                        __global const real *mean, ulong m_off, __global const real *stat,
                        ulong s_off, __global const real *gamma, ulong g_off,
                        __global const real *beta, ulong b_off, uint c, uint hw,
                        int stat_is_var, real eps, int relu) {
-  uint p = get_global_id(0), ch = get_global_id(1), img = get_global_id(2);
-  if (p >= hw || ch >= c) return;
-  ulong i = ((ulong)img * c + ch) * hw + p;
+  uint q = get_global_id(0), ch = get_global_id(1), img = get_global_id(2);
+  if (q >= hw / BN_VW || ch >= c) return;
+  ulong row = ((ulong)img * c + ch) * hw;
   real s = stat[s_off + ch];
   if (stat_is_var) s = (real)1 / sqrt(s + eps);
-  /* An explicit fma: the backward passes recompute v from x with the same operations to
-   * find the ReLU's mask without reading y (relu == 2 there), and must get the same bits. */
-  real v = fma(gamma[g_off + ch], (x[x_off + i] - mean[m_off + ch]) * s, beta[b_off + ch]);
-  if (relu && !(v > (real)0)) v = 0;
-  y[y_off + i] = v;
+  /* The backward passes recompute v from x with the same operations to find the ReLU's mask
+   * without reading y (relu == 2 there), and must get the same bits: no contraction into an
+   * fma in this file (FP_CONTRACT OFF above), which either kernel might do differently. */
+  const real gam = gamma[g_off + ch], bet = beta[b_off + ch], m = mean[m_off + ch];
+  bnv v = (bnv)(gam) * ((BN_LOAD(q, x + x_off + row) - m) * s) + (bnv)(bet);
+  if (relu) v = BN_POSITIVE(v, v);
+  BN_STORE(v, q, y + y_off + row);
 }
 
 /* The ReLU mask of the backward passes: relu == 1 reads y > 0; relu == 2 recomputes y's
  * sign from x as bn_apply computed it (so y is not read at all: one pass over memory less). */
 #define BN_MASK(g, xv, yv_load)                                                             \
   (relu == 1   ? BN_POSITIVE(g, yv_load)                                                    \
-   : relu == 2 ? BN_POSITIVE(g, fma((bnv)(gam), ((xv) - m) * s, (bnv)(bet)))                \
+   : relu == 2 ? BN_POSITIVE(g, (bnv)(gam) * (((xv) - m) * s) + (bnv)(bet))                  \
                : (g))
 
 /* part[ch][chunk] = (sum g, sum g (x - mean)) with g = dy masked by the ReLU (relu = 1 or 2,
@@ -272,7 +282,8 @@ __kernel void bn_bwd_final(__global real *dgamma, ulong dg_off, __global real *d
   }
 }
 
-/* dx (+)= A (g - B - (x - mean) D), g masked as in bn_bwd_partial. Grid (hw, c, n). */
+/* dx (+)= A (g - B - (x - mean) D), g masked as in bn_bwd_partial. Grid (hw / BN_VW, c, n),
+ * BN_VW neighbours of a row per work-item. */
 __kernel void bn_bwd_dx(__global real *dx, ulong dx_off, __global const real *dy, ulong dy_off,
                         __global const real *x, ulong x_off, __global const real *y,
                         ulong y_off, __global const real *mean, ulong m_off,
@@ -280,16 +291,19 @@ __kernel void bn_bwd_dx(__global real *dx, ulong dx_off, __global const real *dy
                         ulong b_off, __global const real *invstd, ulong is_off,
                         __global const real *coef, ulong coef_off, uint c, uint hw, int relu,
                         int accumulate) {
-  uint p = get_global_id(0), ch = get_global_id(1), img = get_global_id(2);
-  if (p >= hw || ch >= c) return;
-  ulong i = ((ulong)img * c + ch) * hw + p;
-  real g = dy[dy_off + i];
-  const real xv = x[x_off + i], m = mean[m_off + ch];
-  if (relu == 1 && !(y[y_off + i] > (real)0)) g = 0;
-  if (relu == 2 && !(fma(gamma[g_off + ch], (xv - m) * invstd[is_off + ch], beta[b_off + ch]) > (real)0))
-    g = 0;
+  uint q = get_global_id(0), ch = get_global_id(1), img = get_global_id(2);
+  if (q >= hw / BN_VW || ch >= c) return;
+  ulong row = ((ulong)img * c + ch) * hw;
+  const real m = mean[m_off + ch];
+  const bnv xv = BN_LOAD(q, x + x_off + row);
+  bnv g = BN_LOAD(q, dy + dy_off + row);
+  if (relu == 1) g = BN_POSITIVE(g, BN_LOAD(q, y + y_off + row));
+  if (relu == 2) {
+    const real gam = gamma[g_off + ch], bet = beta[b_off + ch], s = invstd[is_off + ch];
+    g = BN_POSITIVE(g, (bnv)(gam) * ((xv - m) * s) + (bnv)(bet));
+  }
   __global const real *k = coef + coef_off + 3 * (ulong)ch;
-  real v = k[0] * (g - k[1] - (xv - m) * k[2]);
-  if (accumulate) v += dx[dx_off + i];
-  dx[dx_off + i] = v;
+  bnv v = (bnv)(k[0]) * (g - (bnv)(k[1]) - (xv - m) * k[2]);
+  if (accumulate) v += BN_LOAD(q, dx + dx_off + row);
+  BN_STORE(v, q, dx + dx_off + row);
 }

@@ -99,8 +99,10 @@ static wrn_status bn_wg2(wrn_ctx *ctx, wrn_args *k, int hw, size_t *l0, size_t *
 }
 
 /* Launches an element-wise kernel on the (hw, c, n) grid. */
+static int bn_vw(const wrn_ctx *ctx, int hw);
 static wrn_status bn_launch_elem(wrn_ctx *ctx, wrn_args *k, int n, int c, int hw) {
   size_t l0, l1;
+  hw /= bn_vw(ctx, hw); /* vectors per row */
   WRN_TRY(bn_wg2(ctx, k, hw, &l0, &l1));
   if (l1 > pow2_ceil((size_t)c)) l1 = pow2_ceil((size_t)c);
   size_t g[3] = {wrn_round_up((size_t)hw, l0), wrn_round_up((size_t)c, l1), (size_t)n};

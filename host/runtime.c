@@ -360,6 +360,8 @@ wrn_status wrn_profile_collect_tags(wrn_ctx *ctx, wrn_profile *acc, double *tag_
         clGetEventProfilingInfo(r->ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) ==
             CL_SUCCESS) {
       acc->ms[r->cat] += (double)(t1 - t0) * 1e-6;
+      if (getenv("WRN_PROFILE_KERNELS"))
+        fprintf(stderr, "kernel %s %.3f ms\n", r->name, (double)(t1 - t0) * 1e-6);
       acc->flops[r->cat] += r->flops;
       acc->launches[r->cat]++;
       if (r->tag >= 0 && r->tag < ntags) {
