@@ -816,7 +816,7 @@ static wrn_status bn_bwd(wrn_net *n, layer *l, const int *acc) {
     /* The ReLU's mask is recomputed from x (y is not read). */
     WRN_TRY(wrn_bn_backward_mask(n->ctx, dx, PG(n, l->param[0]), PG(n, l->param[1]), dy, x, y,
                                  P(n, l->param[0]), P(n, l->param[1]), M(n->saved, so),
-                                 M(n->saved, so + cs), sub, c, hw, l->relu ? (getenv("WRN_BNM") ? 1 : 2) : 0, acc[0],
+                                 M(n->saved, so + cs), sub, c, hw, l->relu ? 2 : 0, acc[0],
                                  g > 0));
   }
   return WRN_OK;
