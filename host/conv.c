@@ -339,7 +339,9 @@ wrn_status wrn_conv_choose(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pass 
   double best = -1;
   int bi = -1;
   for (int i = 0; i < nc; i++) {
-    double dt = trial_time(ctx, ca[i], &cp[i], s, pass, &t, 2, best);
+    /* The fastest of four timed runs: on a shared machine single runs of the same kernel
+     * vary by 30-50%, more than the gaps between the candidates. */
+    double dt = trial_time(ctx, ca[i], &cp[i], s, pass, &t, 4, best);
     if (getenv("WRN_TUNE_VERBOSE")) {
       char txt[WRN_TUNE_VALUE_MAX];
       format_choice(ca[i], &cp[i], txt, sizeof txt);
