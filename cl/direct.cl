@@ -90,9 +90,10 @@ __kernel void direct_conv(__global real *y, ulong y_off, __global const real *x,
       DIR_UNROLL for (int v = 0; v < DIR_NV; v++) t[DIR_P][v] = DV_LOAD(v, row);
 #if DIR_K == 3
       /* Tap 0 reads one lane to the left, tap 2 one to the right; the row's ends are zero. */
+      /* Inside the row these are unaligned loads (cheaper than a lane-crossing shuffle). */
       t[0][0] = shuffle2(zero, t[1][0], DIR_SHR);
-      DIR_UNROLL for (int v = 1; v < DIR_NV; v++) t[0][v] = shuffle2(t[1][v - 1], t[1][v], DIR_SHR);
-      DIR_UNROLL for (int v = 0; v + 1 < DIR_NV; v++) t[2][v] = shuffle2(t[1][v], t[1][v + 1], DIR_SHL);
+      DIR_UNROLL for (int v = 1; v < DIR_NV; v++) t[0][v] = DV_LOAD(0, row + v * DIR_VW - 1);
+      DIR_UNROLL for (int v = 0; v + 1 < DIR_NV; v++) t[2][v] = DV_LOAD(0, row + v * DIR_VW + 1);
       t[2][DIR_NV - 1] = shuffle2(t[1][DIR_NV - 1], zero, DIR_SHL);
 #endif
 #else

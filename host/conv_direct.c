@@ -7,7 +7,9 @@
  * for GEMMs with a reduction of only 16-64).
  *
  * Parameters: VW lanes per vector, CO output channels per work-item; the row is WO / VW
- * vectors. The tuner tries a few (VW, CO) whose accumulators fit 8-24 vector registers. */
+ * vectors. The tuner tries a few (VW, CO) whose accumulators fit 8-24 vector registers.
+ * Inside a stride-1 row the neighbouring taps are unaligned loads; lane-crossing shuffles
+ * (only at the row's ends, and for stride 2) cost more than the multiply-adds they feed. */
 #include "conv_internal.h"
 
 #include <string.h>
@@ -64,18 +66,18 @@ static int direct_candidates(const wrn_ctx *ctx, const wrn_conv_shape *s, wrn_co
                              conv_params *out, int max) {
   dir_geom g;
   geom(s, pass, &g);
-  /* A row of WO reals in units of 32-byte registers; accumulator budgets of 12, 8 and 24
-   * such registers (16 AVX2 registers, or 32 of twice the width). */
+  /* A row of WO reals in units of 32-byte registers; accumulator budgets of 16, 8 and 12
+   * such registers in vectors of 8 (AVX2 has 16), 16 and 24 in vectors of 16 (for 32
+   * registers of twice the width). */
   const size_t rs = ctx ? ctx->real_size : 4;
   const int u = (int)(((size_t)g.WO * rs + 31) / 32) > 0 ? (int)(((size_t)g.WO * rs + 31) / 32) : 1;
-  const int budget[] = {12, 8, 24};
+  static const int budget[2][3] = {{16, 8, 12}, {16, 24, 0}};
   int n = 0;
   for (int vi = 0; vi < 2; vi++) {
     const int vw = vi == 0 ? 8 : 16;
     if (g.WO % vw) continue;
-    for (size_t b = 0; b < sizeof budget / sizeof budget[0] && n < max; b++) {
-      if (vi == 1 && b > 0) break;
-      int co = budget[b] / u;
+    for (int b = 0; b < 3 && budget[vi][b] && n < max; b++) {
+      int co = budget[vi][b] / u;
       if (co < 1) co = 1;
       if (co > g.O) co = g.O;
       if (co > 16) co = 16;
