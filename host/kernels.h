@@ -62,6 +62,9 @@
   X(WINO_GRAD_OUTPUT, winograd, wino_grad_output)                                            \
   X(WINO_GRAD_FILTER, winograd, wino_grad_filter)                                            \
   X(DIRECT_CONV, direct, direct_conv)                                                         \
+  X(DIRECT_CONVT2, direct, direct_convt2)                                                     \
+  X(DIRECT_WGRAD, direct, direct_wgrad)                                                       \
+  X(DIRECT_WSUM, direct, direct_wsum)                                                         \
   X(IGEMM, implicit, igemm)                                                                  \
   X(IGEMM_REDUCE, implicit, igemm_reduce)                                                    \
   X(FFT_PAD, fft, fft_pad)                                                                   \
