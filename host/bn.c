@@ -98,8 +98,14 @@ static wrn_status bn_wg2(wrn_ctx *ctx, wrn_args *k, int hw, size_t *l0, size_t *
   return WRN_OK;
 }
 
+/* Values per vector load in the partial and element-wise kernels: 8 (or 4) where rows allow on CPU devices,
+ * whose SIMD lanes then fill; 1 on GPUs (neighbouring work-items read neighbouring values). */
+static int bn_vw(const wrn_ctx *ctx, int hw) {
+  if (!(ctx->dev.type & CL_DEVICE_TYPE_CPU)) return 1;
+  return hw % 8 == 0 ? 8 : hw % 4 == 0 ? 4 : 1;
+}
+
 /* Launches an element-wise kernel on the (hw, c, n) grid. */
-static int bn_vw(const wrn_ctx *ctx, int hw);
 static wrn_status bn_launch_elem(wrn_ctx *ctx, wrn_args *k, int n, int c, int hw) {
   size_t l0, l1;
   hw /= bn_vw(ctx, hw); /* vectors per row */
@@ -117,12 +123,6 @@ typedef struct bn_plan {
   cl_uint nchunks;    /* chunks per channel */
 } bn_plan;
 
-/* Values per vector load in the partial kernels: 8 (or 4) where rows allow on CPU devices,
- * whose SIMD lanes then fill; 1 on GPUs (neighbouring work-items read neighbouring values). */
-static int bn_vw(const wrn_ctx *ctx, int hw) {
-  if (!(ctx->dev.type & CL_DEVICE_TYPE_CPU)) return 1;
-  return hw % 8 == 0 ? 8 : hw % 4 == 0 ? 4 : 1;
-}
 
 /* Kernel id of bn.cl built for rows of hw values. */
 static wrn_status bn_kernel(wrn_ctx *ctx, wrn_kid id, int hw, wrn_args *k) {

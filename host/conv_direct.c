@@ -44,7 +44,7 @@ static void geom(const wrn_conv_shape *s, wrn_conv_pass pass, dir_geom *g) {
   if (pass == WRN_CONV_BACKWARD_DATA) {
     g->C = s->c_out, g->H = conv_ho(s), g->W = conv_wo(s);
     g->O = s->c_in, g->HO = s->h, g->WO = s->w;
-    g->flip = 1, g->wso = kk, g->wsc = (size_t)s->c_in * kk;
+    g->flip = s->stride == 1, g->wso = kk, g->wsc = (size_t)s->c_in * kk;
   } else {
     g->C = s->c_in, g->H = s->h, g->W = s->w;
     g->O = s->c_out, g->HO = conv_ho(s), g->WO = conv_wo(s);
@@ -149,6 +149,20 @@ static int direct_candidates(const wrn_ctx *ctx, const wrn_conv_shape *s, wrn_co
   return n;
 }
 
+/* Launches a kernel over (blocks of co channels, rows, planes): work-groups of the blocks of
+ * a row times a few rows, so that neighbouring work-items read the same rows while they are
+ * in cache. */
+static wrn_status launch_blocks(wrn_ctx *ctx, wrn_args *k, int channels, int co, int rows,
+                                size_t planes, wrn_conv_pass pass, double flops) {
+  const size_t cap = ctx->max_wg < 64 ? ctx->max_wg : 64;
+  const size_t blocks = ((size_t)channels + (size_t)co - 1) / (size_t)co;
+  size_t l0 = blocks < cap ? blocks : cap, l1 = 1;
+  while (l1 * 2 <= (size_t)rows && l0 * l1 * 2 <= 16) l1 *= 2;
+  size_t gws[3] = {wrn_round_up(blocks, l0), wrn_round_up((size_t)rows, l1), planes};
+  size_t lws[3] = {l0, l1, 1};
+  return wrn_launch(k, 3, gws, lws, conv_cat(pass), flops);
+}
+
 static wrn_status direct_run(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pass pass,
                              const wrn_conv_io *io, const conv_params *p) {
   dir_geom g;
@@ -156,15 +170,15 @@ static wrn_status direct_run(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pas
   const int vw = dir_vw(p), co = dir_co(p);
   char defs[96];
   snprintf(defs, sizeof defs, "-DDIR_K=%d -DDIR_S=%d -DDIR_FLIP=%d -DDIR_VW=%d -DDIR_NV=%d -DDIR_CO=%d",
-           s->k, s->stride, transposed(s, pass) ? 0 : g.flip, vw, row_vectors(s, pass, vw), co);
+           s->k, s->stride, g.flip, vw, row_vectors(s, pass, vw), co);
   wrn_args k;
-  const size_t cap = ctx->max_wg < 64 ? ctx->max_wg : 64;
   if (pass == WRN_CONV_BACKWARD_WEIGHT) {
     const int chunks = wgrad_chunks(s, dir_ipc(p), io->ws.mem ? io->ws_elems : 0);
     if (!chunks || !io->ws.mem)
       return wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "direct backward weight: no workspace for "
                       "the partial sums (%zu elements given)", io->ws_elems);
-    const int ipc = (s->n + chunks - 1) / chunks;
+    /* Images per chunk, and the chunks both kernels then use (at most `chunks`). */
+    const int ipc = (s->n + chunks - 1) / chunks, nchunks = (s->n + ipc - 1) / ipc;
     WRN_TRY(wrn_kernel_variant_args(ctx, WRN_K_DIRECT_WGRAD, defs, &k));
     wrn_arg_mem(&k, io->ws);
     wrn_arg_mem(&k, io->a);
@@ -176,17 +190,13 @@ static wrn_status direct_run(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pas
     wrn_arg_int(&k, conv_ho(s));
     wrn_arg_int(&k, s->n);
     wrn_arg_int(&k, ipc);
-    const size_t blocks = ((size_t)s->c_in + (size_t)co - 1) / (size_t)co;
-    size_t l0 = blocks < cap ? blocks : cap;
-    size_t gws[3] = {wrn_round_up(blocks, l0), (size_t)s->c_out, (size_t)((s->n + ipc - 1) / ipc)};
-    size_t lws[3] = {l0, 1, 1};
-    WRN_TRY(wrn_launch(&k, 3, gws, lws, conv_cat(pass), conv_flops(s)));
+    WRN_TRY(launch_blocks(ctx, &k, s->c_in, co, s->c_out, (size_t)nchunks, pass, conv_flops(s)));
     const size_t count = (size_t)s->c_out * s->c_in * s->k * s->k;
     WRN_TRY(wrn_kernel_variant_args(ctx, WRN_K_DIRECT_WSUM, defs, &k));
     wrn_arg_mem(&k, io->out);
     wrn_arg_mem(&k, io->ws);
     wrn_arg_int(&k, (int)count);
-    wrn_arg_int(&k, (s->n + ipc - 1) / ipc);
+    wrn_arg_int(&k, nchunks);
     wrn_arg_int(&k, io->accumulate);
     size_t l = 64, gs = wrn_round_up(count, l);
     return wrn_launch(&k, 1, &gs, &l, conv_cat(pass), 0);
@@ -201,12 +211,7 @@ static wrn_status direct_run(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pas
     wrn_arg_int(&k, s->c_out);
     wrn_arg_int(&k, conv_ho(s));
     wrn_arg_int(&k, io->accumulate);
-    const size_t blocks = ((size_t)s->c_in + (size_t)co - 1) / (size_t)co;
-    size_t l0 = blocks < cap ? blocks : cap, l1 = 1;
-    while (l1 * 2 <= (size_t)s->h && l0 * l1 * 2 <= 16) l1 *= 2;
-    size_t gws[3] = {wrn_round_up(blocks, l0), wrn_round_up((size_t)s->h, l1), (size_t)s->n};
-    size_t lws[3] = {l0, l1, 1};
-    return wrn_launch(&k, 3, gws, lws, conv_cat(pass), conv_flops(s));
+    return launch_blocks(ctx, &k, s->c_in, co, s->h, (size_t)s->n, pass, conv_flops(s));
   }
   WRN_TRY(wrn_kernel_variant_args(ctx, WRN_K_DIRECT_CONV, defs, &k));
   wrn_arg_mem(&k, io->out);
@@ -222,13 +227,7 @@ static wrn_status direct_run(wrn_ctx *ctx, const wrn_conv_shape *s, wrn_conv_pas
   wrn_arg_ulong(&k, g.wsc);
   wrn_arg_int(&k, io->accumulate);
   wrn_arg_int(&k, pass == WRN_CONV_FORWARD && io->add.mem != NULL);
-  /* Work-groups of a row's channel blocks times a few rows: neighbours share input rows. */
-  const size_t blocks = ((size_t)g.O + (size_t)co - 1) / (size_t)co;
-  size_t l0 = blocks < cap ? blocks : cap, l1 = 1;
-  while (l1 * 2 <= (size_t)g.HO && l0 * l1 * 2 <= 16) l1 *= 2;
-  size_t gws[3] = {wrn_round_up(blocks, l0), wrn_round_up((size_t)g.HO, l1), (size_t)s->n};
-  size_t lws[3] = {l0, l1, 1};
-  return wrn_launch(&k, 3, gws, lws, conv_cat(pass), conv_flops(s));
+  return launch_blocks(ctx, &k, g.O, co, g.HO, (size_t)s->n, pass, conv_flops(s));
 }
 
 const conv_algo wrn_conv_algo_direct = {"direct", direct_supports, direct_workspace,

@@ -340,6 +340,7 @@ wrn_status wrn_profile_collect(wrn_ctx *ctx, wrn_profile *acc) {
 wrn_status wrn_profile_collect_tags(wrn_ctx *ctx, wrn_profile *acc, double *tag_ms,
                                     double *tag_flops, int ntags) {
   wrn_status s = WRN_OK;
+  const int print_kernels = ctx->nevents && getenv("WRN_PROFILE_KERNELS") != NULL;
   if (ctx->nevents) {
     cl_int e = clFinish(ctx->queue);
     if (e != CL_SUCCESS) s = wrn_cl_fail(e, "clFinish", WRN_WHERE);
@@ -360,7 +361,7 @@ wrn_status wrn_profile_collect_tags(wrn_ctx *ctx, wrn_profile *acc, double *tag_
         clGetEventProfilingInfo(r->ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) ==
             CL_SUCCESS) {
       acc->ms[r->cat] += (double)(t1 - t0) * 1e-6;
-      if (getenv("WRN_PROFILE_KERNELS"))
+      if (print_kernels)
         fprintf(stderr, "kernel %s %.3f ms\n", r->name, (double)(t1 - t0) * 1e-6);
       acc->flops[r->cat] += r->flops;
       acc->launches[r->cat]++;
