@@ -11,6 +11,7 @@
 #include "internal.h"
 
 #include <clblast_c.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,32 +127,50 @@ static double call_flops(const gemm_call *g) {
                        : 2.0 * (double)g->m * (double)g->n * (double)g->k * (double)g->batch;
 }
 
-static wrn_status run_clblast(wrn_ctx *ctx, cl_event *ev, const gemm_call *g, wrn_mem c) {
+/* CLBlast 1.5 (Debian 12) is not safe to call from several threads at once: its caches of
+ * parameter databases and programs are filled on first use, and two threads that miss
+ * together both store (CLBlast issue #486, fixed upstream by pull request #495). Two
+ * replicas' threads making their first GEMMs together crashed inside clblast::Database in
+ * about one training run in four on a loaded 2-core machine. Every call here is made under
+ * one process-wide lock: once a kernel is compiled a call only enqueues, so the lock is held
+ * briefly; first calls (which compile) are serialised. */
+static pthread_mutex_t clblast_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static CLBlastStatusCode clblast_call(wrn_ctx *ctx, cl_event *ev, const gemm_call *g,
+                                      wrn_mem c) {
   const CLBlastTranspose tra = g->ta ? CLBlastTransposeYes : CLBlastTransposeNo;
   const CLBlastTranspose trb = g->tb ? CLBlastTransposeYes : CLBlastTransposeNo;
   const CLBlastLayout L = CLBlastLayoutRowMajor;
   if (g->batch == 1) {
     if (ctx->dtype == WRN_F64)
-      WRN_CLBLAST_CHECK(CLBlastDgemm(L, tra, trb, g->m, g->n, g->k, g->alpha, g->a.mem,
-                                     g->a.off, g->lda, g->b.mem, g->b.off, g->ldb, g->beta,
-                                     c.mem, c.off, g->ldc, &ctx->queue, ev));
-    else
-      WRN_CLBLAST_CHECK(CLBlastSgemm(L, tra, trb, g->m, g->n, g->k, (float)g->alpha, g->a.mem,
-                                     g->a.off, g->lda, g->b.mem, g->b.off, g->ldb,
-                                     (float)g->beta, c.mem, c.off, g->ldc, &ctx->queue, ev));
-    return WRN_OK;
+      return CLBlastDgemm(L, tra, trb, g->m, g->n, g->k, g->alpha, g->a.mem, g->a.off, g->lda,
+                          g->b.mem, g->b.off, g->ldb, g->beta, c.mem, c.off, g->ldc,
+                          &ctx->queue, ev);
+    return CLBlastSgemm(L, tra, trb, g->m, g->n, g->k, (float)g->alpha, g->a.mem, g->a.off,
+                        g->lda, g->b.mem, g->b.off, g->ldb, (float)g->beta, c.mem, c.off,
+                        g->ldc, &ctx->queue, ev);
   }
   if (ctx->dtype == WRN_F64)
-    WRN_CLBLAST_CHECK(CLBlastDgemmStridedBatched(
-        L, tra, trb, g->m, g->n, g->k, g->alpha, g->a.mem, g->a.off, g->lda, g->sa, g->b.mem,
-        g->b.off, g->ldb, g->sb, g->beta, c.mem, c.off, g->ldc, g->sc, g->batch, &ctx->queue,
-        ev));
-  else
-    WRN_CLBLAST_CHECK(CLBlastSgemmStridedBatched(
-        L, tra, trb, g->m, g->n, g->k, (float)g->alpha, g->a.mem, g->a.off, g->lda, g->sa,
-        g->b.mem, g->b.off, g->ldb, g->sb, (float)g->beta, c.mem, c.off, g->ldc, g->sc,
-        g->batch, &ctx->queue, ev));
-  return WRN_OK;
+    return CLBlastDgemmStridedBatched(L, tra, trb, g->m, g->n, g->k, g->alpha, g->a.mem,
+                                      g->a.off, g->lda, g->sa, g->b.mem, g->b.off, g->ldb,
+                                      g->sb, g->beta, c.mem, c.off, g->ldc, g->sc, g->batch,
+                                      &ctx->queue, ev);
+  return CLBlastSgemmStridedBatched(L, tra, trb, g->m, g->n, g->k, (float)g->alpha, g->a.mem,
+                                    g->a.off, g->lda, g->sa, g->b.mem, g->b.off, g->ldb, g->sb,
+                                    (float)g->beta, c.mem, c.off, g->ldc, g->sc, g->batch,
+                                    &ctx->queue, ev);
+}
+
+static wrn_status run_clblast(wrn_ctx *ctx, cl_event *ev, const gemm_call *g, wrn_mem c) {
+  pthread_mutex_lock(&clblast_lock);
+  const CLBlastStatusCode st = clblast_call(ctx, ev, g, c);
+  pthread_mutex_unlock(&clblast_lock);
+  if (st == CLBlastSuccess) return WRN_OK;
+  const int f64 = ctx->dtype == WRN_F64;
+  const char *name = g->batch == 1 ? (f64 ? "CLBlastDgemm" : "CLBlastSgemm")
+                                   : (f64 ? "CLBlastDgemmStridedBatched"
+                                          : "CLBlastSgemmStridedBatched");
+  return wrn_clblast_fail((int)st, name, WRN_WHERE);
 }
 
 /* Power of two >= x, capped. */

@@ -6,7 +6,10 @@
 #include "harness.h"
 #include "ref_gemm.h"
 
+#include <clblast_c.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,6 +199,135 @@ static void test_bad_args(void **state) {
   wrn_release(&M);
 }
 
+/* Devices driven from threads of their own (data parallelism in one process) call CLBlast at
+ * the same time, some for the first time on their context while others already run. CLBlast
+ * 1.5 is not safe for that (CLBlast issue #486: two replicas' first GEMMs together crashed
+ * inside clblast::Database in about one training run in four on a loaded 2-core machine), so
+ * the library makes its CLBlast calls under one lock. Here each round empties CLBlast's
+ * caches; then TH_READ threads run GEMMs of two sizes (GEMM-direct and the indirect kernel
+ * with its helpers) in one context over and over, while TH_WRITE threads open fresh
+ * contexts, in float and double, and run one of each there, so that entries are stored while
+ * others are read. Every result is checked against the reference, and the rounds must end
+ * (no deadlock). The crash itself depends on timing and is not reproduced here on demand;
+ * the training runs of tests/test_mpi.sh and tests/test_dist.c meet it. No cmocka
+ * assertions in the threads: each reports its first failure and the main thread checks. */
+enum { TH_READ = 2, TH_WRITE = 2, TH_ROUNDS = 3, TH_READS = 40, TH_CONTEXTS = 6 };
+
+typedef struct th_job {
+  wrn_device_info dev;
+  int writer;
+  uint64_t seed;
+  double err;
+  char msg[512];
+} th_job;
+
+static int th_gemm(wrn_ctx *ctx, th_job *j, size_t m, size_t n, size_t k) {
+  const int f64 = wrn_ctx_dtype(ctx) == WRN_F64;
+  const size_t rs = wrn_ctx_real_size(ctx);
+  double *da = malloc(m * k * sizeof *da), *db = malloc(k * n * sizeof *db),
+         *ref = calloc(m * n, sizeof *ref), *got = malloc(m * n * sizeof *got);
+  void *a = malloc(m * k * rs), *b = malloc(k * n * rs), *c = malloc(m * n * rs);
+  cl_mem A = NULL, B = NULL, C = NULL;
+  int ok = a && b && c && da && db && ref && got;
+  if (!ok) snprintf(j->msg, sizeof j->msg, "out of host memory");
+  if (ok) {
+    t_rand(da, m * k, -1, 1, j->seed++), t_rand(db, k * n, -1, 1, j->seed++);
+    for (size_t i = 0; i < m * k; i++)
+      if (f64) ((double *)a)[i] = da[i];
+      else ((float *)a)[i] = (float)da[i], da[i] = ((float *)a)[i];
+    for (size_t i = 0; i < k * n; i++)
+      if (f64) ((double *)b)[i] = db[i];
+      else ((float *)b)[i] = (float)db[i], db[i] = ((float *)b)[i];
+    ref_gemm(0, 0, m, n, k, 1.0, da, k, db, n, 0.0, ref, n);
+    ok = wrn_alloc(ctx, m * k * rs, "A", &A) == WRN_OK &&
+         wrn_alloc(ctx, k * n * rs, "B", &B) == WRN_OK &&
+         wrn_alloc(ctx, m * n * rs, "C", &C) == WRN_OK &&
+         wrn_write(ctx, (wrn_mem){A, 0}, a, m * k) == WRN_OK &&
+         wrn_write(ctx, (wrn_mem){B, 0}, b, k * n) == WRN_OK &&
+         wrn_gemm(ctx, WRN_CAT_OTHER, 0, 0, m, n, k, 1.0, (wrn_mem){A, 0}, k, (wrn_mem){B, 0},
+                  n, 0.0, (wrn_mem){C, 0}, n) == WRN_OK &&
+         wrn_ctx_finish(ctx) == WRN_OK && wrn_read(ctx, c, (wrn_mem){C, 0}, m * n) == WRN_OK;
+    if (!ok) snprintf(j->msg, sizeof j->msg, "%s", wrn_last_error());
+  }
+  if (ok) {
+    /* The tolerances of tol_for, without cmocka. */
+    const double tol = f64 ? 1e-15 * (double)k + 1e-14 : 3e-7 * (double)k + 1e-6;
+    for (size_t i = 0; i < m * n; i++) {
+      got[i] = f64 ? ((double *)c)[i] : ((float *)c)[i];
+      const double d = fabs(got[i] - ref[i]);
+      if (!(d <= tol)) {
+        snprintf(j->msg, sizeof j->msg, "%s %zux%zux%zu: |C - ref| = %g at %zu > %g",
+                 f64 ? "double" : "float", m, n, k, d, i, tol);
+        ok = 0;
+        break;
+      }
+      if (d > j->err) j->err = d;
+    }
+  }
+  if (A) wrn_release(&A);
+  if (B) wrn_release(&B);
+  if (C) wrn_release(&C);
+  free(a), free(b), free(c), free(da), free(db), free(ref), free(got);
+  return ok;
+}
+
+static wrn_ctx *th_open(th_job *j, wrn_dtype dt) {
+  wrn_ctx_options o = {0};
+  o.dtype = dt;
+  wrn_ctx *ctx = NULL;
+  if (wrn_ctx_open(&ctx, &j->dev, &o) != WRN_OK) {
+    snprintf(j->msg, sizeof j->msg, "wrn_ctx_open: %s", wrn_last_error());
+    return NULL;
+  }
+  return ctx;
+}
+
+static void *th_main(void *arg) {
+  th_job *j = arg;
+  if (!j->writer) {
+    wrn_ctx *ctx = th_open(j, WRN_F32);
+    for (int i = 0; ctx && i < TH_READS && !j->msg[0]; i++)
+      th_gemm(ctx, j, i % 2 ? 64 : 17, i % 2 ? 1000 : 33, i % 2 ? 144 : 9);
+    wrn_ctx_free(ctx);
+    return NULL;
+  }
+  for (int i = 0; i < TH_CONTEXTS && !j->msg[0]; i++) {
+    const wrn_dtype dt = i % 2 && j->dev.fp64 ? WRN_F64 : WRN_F32;
+    wrn_ctx *ctx = th_open(j, dt);
+    if (ctx && th_gemm(ctx, j, 17, 33, 9)) th_gemm(ctx, j, 64, 1000, 144);
+    wrn_ctx_free(ctx);
+  }
+  return NULL;
+}
+
+static void test_clblast_threads(void **state) {
+  (void)state;
+  set_mode("clblast");
+  const wrn_device_info dev = *wrn_ctx_device(t_ctx32());
+  double worst = 0;
+  enum { N = TH_READ + TH_WRITE };
+  for (int r = 0; r < TH_ROUNDS; r++) {
+    assert_int_equal(CLBlastClearCache(), CLBlastSuccess);
+    th_job jobs[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+      memset(&jobs[i], 0, sizeof jobs[i]);
+      jobs[i].dev = dev;
+      jobs[i].writer = i >= TH_READ;
+      jobs[i].seed = 1000 * (uint64_t)r + 100 * (uint64_t)i;
+      assert_int_equal(pthread_create(&th[i], NULL, th_main, &jobs[i]), 0);
+    }
+    for (int i = 0; i < N; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+    for (int i = 0; i < N; i++) {
+      if (jobs[i].msg[0]) fail_msg("round %d, thread %d: %s", r, i, jobs[i].msg);
+      if (jobs[i].err > worst) worst = jobs[i].err;
+    }
+  }
+  printf("%d rounds of %d threads calling CLBlast at once: largest |gemm - ref| %.3g\n",
+         TH_ROUNDS, N, worst);
+  set_mode(NULL);
+}
+
 static int teardown(void **state) {
   (void)state;
   printf("largest |gemm - ref|: float %.3g, double %.3g\n", largest_err[0], largest_err[1]);
@@ -208,6 +340,8 @@ int main(void) {
       cmocka_unit_test(test_own),           cmocka_unit_test(test_clblast),
       cmocka_unit_test(test_auto),          cmocka_unit_test(test_deterministic),
       cmocka_unit_test(test_profile),       cmocka_unit_test(test_bad_args),
+      cmocka_unit_test(test_clblast_threads),
   };
+  if (getenv("WRN_TEST_FILTER")) cmocka_set_test_filter(getenv("WRN_TEST_FILTER"));
   return cmocka_run_group_tests_name("gemm", tests, NULL, teardown);
 }
