@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -169,6 +170,10 @@ done:
   return prog;
 }
 
+/* Temporary files get the process id and a per-process number: devices of one process, each
+ * driven from its own thread, may store the same program at the same time. */
+static atomic_uint cache_tmp_seq;
+
 static void cache_store(wrn_ctx *ctx, cl_program prog, const char *path, uint64_t key,
                         const char *ident) {
   size_t bl = 0;
@@ -182,7 +187,8 @@ static void cache_store(wrn_ctx *ctx, cl_program prog, const char *path, uint64_
     return;
   }
   char tmp[4400];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(),
+           atomic_fetch_add(&cache_tmp_seq, 1u));
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) {
     wrn_ctx_warn(ctx, "the kernel cache %s could not be written (creating %s: %s); the "
