@@ -312,8 +312,11 @@ static wrn_status options_from(wrn_train_options *o, const wrn_st_file *f, const
     }
   }
   /* The convolution algorithms the run computed with (not an option of its own: the
-   * choices the tuner made, whatever --conv-algo asked). */
-  const char *ca = model_only ? NULL : wrn_st_meta(f, "conv_algos");
+   * choices the tuner made, whatever --conv-algo asked). An evaluation (model_only) takes
+   * them too unless its caller set conv_algo already ("auto" included: ask the tuner), so
+   * that it computes the forward pass with the kernels the run's own evaluations used. */
+  const char *ca = wrn_st_meta(f, "conv_algos");
+  if (model_only && o->conv_algo[0]) ca = NULL;
   if (ca) {
     if (strlen(ca) >= sizeof o->conv_algo)
       return wrn_fail(WRN_STATUS_FORMAT, "%s: its conv_algos metadata is %zu characters long, "

@@ -122,7 +122,8 @@ int wrn_train_option_known(const char *name);
 wrn_status wrn_train_options_check(const wrn_train_options *o);
 /* Replaces options with those stored in checkpoint `path` (written by a trainer): all the
  * run-defining ones, or with model_only just the network and its input: --model, --classes,
- * --dropout, --image-size and --meanstd. FORMAT when
+ * --dropout, --image-size and --meanstd. Both take the run's convolution choices into
+ * o->conv_algo; model_only keeps a conv_algo the caller set ("auto": the tuner's). FORMAT when
  * the file holds no --model (not a wrn checkpoint) or a stored value is bad; IO when it
  * cannot be read. *o may be partly changed on failure. */
 wrn_status wrn_train_options_load(wrn_train_options *o, const char *path, int model_only);

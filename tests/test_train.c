@@ -605,6 +605,30 @@ static void test_conv_choices_replayed(void **state) {
   WT_OK(wrn_net_conv_choices(wrn_trainer_net(t), now, sizeof now));
   assert_string_equal(now, copy);
   wrn_trainer_free(t);
+
+  /* An evaluation of the checkpoint (as wrn eval loads it) computes with the recorded
+   * choices too, at the run's batch every one of them; one that sets --conv-algo auto asks
+   * the tuner (forced to im2col) instead. */
+  for (int ask = 0; ask < 2; ask++) {
+    wrn_train_options e;
+    sample_options(&e, "unused", 1);
+    e.out[0] = '\0';
+    if (ask) WT_OK(wrn_train_option_set(&e, "--conv-algo", "auto"));
+    WT_OK(wrn_train_option_set(&e, "--init", last));
+    WT_OK(wrn_train_options_load(&e, last, 1));
+    assert_string_equal(e.conv_algo, ask ? "auto" : copy);
+    setenv("WRN_CONV_ALGO", "im2col", 1);
+    wrn_train_hooks eh = {build, NULL, NULL, NULL};
+    s = wrn_trainer_open(&t, &e, &eh, WRN_TRAIN_EVAL);
+    unsetenv("WRN_CONV_ALGO");
+    WT_OK(s);
+    WT_OK(wrn_net_conv_choices(wrn_trainer_net(t), now, sizeof now));
+    if (ask)
+      assert_non_null(strstr(now, "group0.block0.conv1@forward=im2col"));
+    else
+      assert_string_equal(now, copy);
+    wrn_trainer_free(t);
+  }
   free(copy);
 }
 
@@ -656,5 +680,6 @@ int main(void) {
       cmocka_unit_test(test_checkpoint_roundtrip), cmocka_unit_test(test_open_errors),
       cmocka_unit_test(test_run_stop_resume), cmocka_unit_test(test_conv_choices_replayed),
       cmocka_unit_test(test_schedule_cosine_warmup), cmocka_unit_test(test_regularisers_resume)};
+  if (getenv("WRN_TEST_FILTER")) cmocka_set_test_filter(getenv("WRN_TEST_FILTER"));
   return cmocka_run_group_tests_name("train", tests, setup, teardown);
 }

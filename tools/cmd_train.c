@@ -462,7 +462,10 @@ int cmd_eval(int argc, char **argv) {
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       printf("usage: wrn eval --checkpoint FILE --data DIR [--batch N] [--device X]\n"
              "                [--test-limit N] [--dataset auto|cifar10|cifar100] [--labels fine|coarse]\n"
-             "Evaluates a checkpoint written by wrn train on the test split: loss, accuracy, error.\n");
+             "                [--conv-algo auto|NAME]\n"
+             "Evaluates a checkpoint written by wrn train on the test split: loss, accuracy, error.\n"
+             "The convolutions use the algorithms the checkpoint records (those the run computed\n"
+             "with), where they fit the batch; --conv-algo auto asks the tuner, NAME forces one.\n");
       return 0;
     }
     if (!(v = arg_value("eval", argc, argv, &i))) return 2;
@@ -472,7 +475,8 @@ int cmd_eval(int argc, char **argv) {
       continue;
     }
     if (strcmp(a, "--data") && strcmp(a, "--batch") && strcmp(a, "--device") &&
-        strcmp(a, "--test-limit") && strcmp(a, "--dataset") && strcmp(a, "--labels")) {
+        strcmp(a, "--test-limit") && strcmp(a, "--dataset") && strcmp(a, "--labels") &&
+        strcmp(a, "--conv-algo")) {
       fprintf(stderr, "wrn eval: unknown flag '%s'\n", a);
       return 2;
     }
