@@ -62,8 +62,10 @@ struct wrn_net {
   int planned, finalized;
   int input;
   /* device memory */
-  cl_mem arena, pbuf, gbuf, mbuf, bbuf, saved, ws, img_u8[2], labels, loss, correct;
-  size_t arena_elems, naive_elems, ws_elems;
+  cl_mem *arenas; /* the activation arena in buffers of arena_cap elements (the last shorter) */
+  int narenas;
+  cl_mem pbuf, gbuf, mbuf, bbuf, saved, ws, img_u8[2], labels, loss, correct;
+  size_t arena_elems, arena_cap, naive_elems, ws_elems;
   int slot;
   uint64_t dropout_seed, dropout_step; /* of the last forward, for backward */
   int err; /* a builder call failed; finalize refuses */
@@ -79,8 +81,13 @@ static wrn_mem M(cl_mem m, size_t off) {
   wrn_mem r = {m, off};
   return r;
 }
-static wrn_mem V(wrn_net *n, int t) { return M(n->arena, n->t[t].v_off); }
-static wrn_mem G(wrn_net *n, int t) { return M(n->arena, n->t[t].g_off); }
+/* A tensor's place in the arena: the buffer its offset falls in (the planner keeps every
+ * tensor inside one) and the offset within it. */
+static wrn_mem A(wrn_net *n, size_t off) {
+  return M(n->arenas[off / n->arena_cap], off % n->arena_cap);
+}
+static wrn_mem V(wrn_net *n, int t) { return A(n, n->t[t].v_off); }
+static wrn_mem G(wrn_net *n, int t) { return A(n, n->t[t].g_off); }
 static wrn_mem P(wrn_net *n, int p) { return M(n->pbuf, n->params[p].offset); }
 static wrn_mem PG(wrn_net *n, int p) { return M(n->gbuf, n->params[p].offset); }
 static wrn_mem B(wrn_net *n, int b) { return M(n->bbuf, n->bufs[b].offset); }
@@ -115,7 +122,10 @@ wrn_status wrn_net_create(wrn_net **out, wrn_ctx *ctx, int batch, const wrn_net_
 void wrn_net_free(wrn_net *n) {
   if (!n) return;
   if (n->ctx && n->finalized) clFinish(wrn_ctx_queue(n->ctx));
-  cl_mem *ms[] = {&n->arena, &n->pbuf, &n->gbuf, &n->mbuf, &n->bbuf, &n->saved, &n->ws,
+  for (int i = 0; i < n->narenas; i++)
+    if (n->ctx) wrn_free_mem(n->ctx, &n->arenas[i]);
+  free(n->arenas);
+  cl_mem *ms[] = {&n->pbuf, &n->gbuf, &n->mbuf, &n->bbuf, &n->saved, &n->ws,
                   &n->img_u8[0], &n->img_u8[1], &n->labels, &n->loss, &n->correct};
   for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
     if (n->ctx) wrn_free_mem(n->ctx, ms[i]);
@@ -446,8 +456,10 @@ static int by_size_desc(const void *a, const void *b) {
 }
 
 /* Greedy placement, largest first: each block goes to the lowest offset that no placed block
- * with an overlapping lifetime occupies. */
-static size_t place(block *bl, int nbl) {
+ * with an overlapping lifetime occupies and from which it does not cross a multiple of cap
+ * (the arena's buffers are cap elements each: a device's largest allocation may be smaller
+ * than the arena). */
+static size_t place(block *bl, int nbl, size_t cap) {
   qsort(bl, (size_t)nbl, sizeof *bl, by_size_desc);
   size_t top = 0;
   for (int i = 0; i < nbl; i++) {
@@ -460,6 +472,10 @@ static size_t place(block *bl, int nbl) {
           off = bl[j].off + bl[j].size;
           again = 1;
         }
+      }
+      if (!again && bl[i].size && off / cap != (off + bl[i].size - 1) / cap) {
+        off = (off / cap + 1) * cap;
+        again = 1;
       }
     }
     bl[i].off = off;
@@ -502,7 +518,24 @@ wrn_status wrn_net_plan(wrn_net *n) {
       naive += sz;
     }
   }
-  n->arena_elems = place(bl, nbl);
+  /* The arena's buffers: at most the device's largest allocation each (or the option's
+   * bound), in whole alignment units; one buffer when everything fits. */
+  size_t cap = SIZE_MAX - ARENA_ALIGN;
+  if (n->ctx) cap = wrn_ctx_device(n->ctx)->max_alloc / real_size(n);
+  if (n->opt.max_buffer_elems && n->opt.max_buffer_elems < cap) cap = n->opt.max_buffer_elems;
+  cap -= cap % ARENA_ALIGN;
+  for (int i = 0; i < nbl; i++)
+    if (bl[i].size > cap) {
+      size_t big = bl[i].size;
+      free(bl);
+      return wrn_fail(WRN_STATUS_OUT_OF_MEMORY,
+                      "a tensor of %.4g MiB at batch %d exceeds the largest buffer the device "
+                      "allows (%.4g MiB); try a smaller --batch",
+                      big * (double)real_size(n) / 1048576.0, n->batch,
+                      cap * (double)real_size(n) / 1048576.0);
+    }
+  n->arena_elems = place(bl, nbl, cap);
+  n->arena_cap = cap;
   n->naive_elems = naive;
   free(bl);
   /* Conv workspace: the largest any conv layer needs under the bound. */
@@ -661,7 +694,18 @@ wrn_status wrn_net_finalize(wrn_net *n) {
   wrn_status s;
 #define ALLOC(field, bytes, what)                                                           \
   if ((s = wrn_alloc(c, (bytes), (what), &n->field)) != WRN_OK) goto oom
-  ALLOC(arena, n->arena_elems * rs, "the activation arena");
+  n->narenas = (int)((n->arena_elems + n->arena_cap - 1) / n->arena_cap);
+  if (n->narenas < 1) n->narenas = 1;
+  n->arenas = calloc((size_t)n->narenas, sizeof *n->arenas);
+  if (!n->arenas) {
+    n->narenas = 0;
+    return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
+  }
+  for (int i = 0; i < n->narenas; i++) {
+    size_t from = (size_t)i * n->arena_cap, left = n->arena_elems - from;
+    size_t elems = n->arena_elems > from ? (left < n->arena_cap ? left : n->arena_cap) : 1;
+    ALLOC(arenas[i], elems * rs, n->narenas > 1 ? "a part of the activation arena" : "the activation arena");
+  }
   ALLOC(ws, n->ws_elems * rs, "the convolution workspace");
   ALLOC(pbuf, n->nparams * rs, "the parameters");
   ALLOC(gbuf, n->nparams * rs, "the gradients");
@@ -1182,6 +1226,8 @@ void wrn_net_memory(const wrn_net *n, size_t *arena, size_t *naive, size_t *work
   if (params) *params = 3 * n->nparams * rs;
 }
 
+int wrn_net_arena_buffers(const wrn_net *n) { return n ? n->narenas : 0; }
+
 size_t wrn_net_flat_count(const wrn_net *n, int which) {
   return which == 3 ? n->nbufs : n->nparams;
 }
@@ -1210,6 +1256,9 @@ wrn_status wrn_net_check_plan(const wrn_net *n) {
   for (int i = 0; i < nb && s == WRN_OK; i++) {
     if (off[i] + len[i] > n->arena_elems)
       s = wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "buffer %d ends past the arena", i);
+    else if (len[i] && off[i] / n->arena_cap != (off[i] + len[i] - 1) / n->arena_cap)
+      s = wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "buffer %d [%zu,+%zu) crosses the end of an "
+                   "arena buffer of %zu elements", i, off[i], len[i], n->arena_cap);
     for (int j = i + 1; j < nb && s == WRN_OK; j++)
       if (!(e[i] < d[j] || e[j] < d[i]) && off[i] < off[j] + len[j] && off[j] < off[i] + len[i])
         s = wrn_fail(WRN_STATUS_INVALID_ARGUMENT,

@@ -54,6 +54,9 @@ typedef struct wrn_net_options {
   double bn_eps;      /* 1e-5 */
   int bn_gamma_one;   /* 1: gamma = 1 instead of U(0, 1) */
   size_t max_workspace_elems; /* bound on the conv workspace; 0 = no bound */
+  size_t max_buffer_elems;    /* the activation arena is cut into device buffers of at most
+                                 this many elements, no tensor crossing a cut (0: the
+                                 device's largest allocation, which is the bound anyway) */
   int no_fusion; /* 1: keep each residual add a layer of its own (default 0: a conv that is an
                     add's only producer of one operand adds the other in its output pass) */
   double label_smoothing; /* training loss against (1 - eps) onehot + eps / classes (0) */
@@ -109,6 +112,9 @@ double wrn_net_forward_macs(const wrn_net *net); /* per image */
  * parameter bytes (params, grads, momentum). Valid after finalize. */
 void wrn_net_memory(const wrn_net *net, size_t *arena, size_t *naive, size_t *workspace,
                     size_t *params);
+/* How many device buffers hold the activation arena (after finalize; 0 before): more than
+ * one where the arena is larger than the device's largest allocation (or max_buffer_elems). */
+int wrn_net_arena_buffers(const wrn_net *net);
 /* Verifies the plan: no two buffers whose lifetimes overlap share memory (tests). */
 wrn_status wrn_net_check_plan(const wrn_net *net);
 /* Bytes a network would need on the device, for messages before allocation fails. */

@@ -253,6 +253,69 @@ static void test_overfit(void **state) {
   wrn_net_free(net);
 }
 
+/* The activation arena cut into several device buffers (as on a device whose largest
+ * allocation is smaller than the arena) trains to the same bits as one buffer; a bound below
+ * the largest tensor is refused with a message. */
+static void test_arena_buffers(void **state) {
+  (void)state;
+  wrn_ctx *ctx = t_ctx32();
+  wrn_model_spec s = {10, 1, 10, 0.3, 3, 8, 8, WRN_ARCH_WRN};
+  const int batch = 8;
+  size_t nin = (size_t)batch * 3 * 8 * 8;
+  double *x = malloc(nin * sizeof *x);
+  t_rand(x, nin, -1, 1, 11);
+  int32_t labels[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  double loss[2][4], *params[2] = {NULL, NULL};
+  size_t np = 0;
+  /* The largest tensors are group 0's, 16 channels x 8 x 8 x batch = 8192 elements: a bound
+   * of one and a half of those needs several buffers for the arena, and is no multiple of
+   * the tensors' power-of-two sizes, so that packing them must step over the cuts. */
+  const size_t bounds[2] = {0, 8192 + 4096};
+  for (int v = 0; v < 2; v++) {
+    wrn_net_options o;
+    wrn_net_options_default(&o);
+    o.max_buffer_elems = bounds[v];
+    wrn_net *net;
+    WT_OK(wrn_net_create(&net, ctx, batch, &o));
+    WT_OK(wrn_model_build(net, &s));
+    WT_OK(wrn_net_set_conv_choices(net, "im2col"));
+    WT_OK(wrn_net_finalize(net));
+    WT_OK(wrn_net_check_plan(net));
+    size_t arena;
+    wrn_net_memory(net, &arena, NULL, NULL, NULL);
+    print_message("arena %.1f KiB in %d buffer(s)\n", arena / 1024.0, wrn_net_arena_buffers(net));
+    if (v == 0) assert_int_equal(wrn_net_arena_buffers(net), 1);
+    else assert_true(wrn_net_arena_buffers(net) >= 3);
+    WT_OK(wrn_net_init_params(net, 5));
+    WT_OK(wrn_net_set_input_real(net, x, labels, batch));
+    wrn_sgd sgd = {0.1, 0.9, 5e-4, 1, 1};
+    for (int step = 0; step < 4; step++) {
+      int correct;
+      WT_OK(wrn_train_step(net, batch, &sgd, 1, (uint64_t)step, &loss[v][step], &correct));
+      sgd.first_step = 0;
+    }
+    np = wrn_net_flat_count(net, 0);
+    params[v] = malloc(np * sizeof *params[v]);
+    assert_non_null(params[v]);
+    WT_OK(wrn_net_read(net, 0, params[v]));
+    wrn_net_free(net);
+  }
+  for (int step = 0; step < 4; step++) assert_true(loss[0][step] == loss[1][step]);
+  assert_memory_equal(params[0], params[1], np * sizeof *params[0]);
+  /* A bound below the largest tensor cannot hold it. */
+  wrn_net_options o;
+  wrn_net_options_default(&o);
+  o.max_buffer_elems = 8192 - 64;
+  wrn_net *net;
+  WT_OK(wrn_net_create(&net, ctx, batch, &o));
+  wrn_status st = wrn_model_build(net, &s); /* which plans the network */
+  if (st == WRN_OK) st = wrn_net_plan(net);
+  assert_int_equal(st, WRN_STATUS_OUT_OF_MEMORY);
+  assert_non_null(strstr(wrn_last_error(), "exceeds the largest buffer"));
+  wrn_net_free(net);
+  free(params[0]), free(params[1]), free(x);
+}
+
 static void test_builder_errors(void **state) {
   (void)state;
   wrn_net *net;
@@ -280,6 +343,7 @@ int main(void) {
       cmocka_unit_test(test_gradcheck_dropout), cmocka_unit_test(test_gradcheck_each_algorithm),
       cmocka_unit_test(test_gradcheck_postact), cmocka_unit_test(test_gradcheck_preact),
       cmocka_unit_test(test_builder_pool_errors),
-      cmocka_unit_test(test_overfit)};
+      cmocka_unit_test(test_overfit), cmocka_unit_test(test_arena_buffers)};
+  if (getenv("WRN_TEST_FILTER")) cmocka_set_test_filter(getenv("WRN_TEST_FILTER"));
   return cmocka_run_group_tests_name("net", tests, NULL, teardown);
 }
