@@ -62,8 +62,8 @@ struct wrn_net {
   int planned, finalized;
   int input;
   /* device memory */
-  cl_mem *arenas; /* the activation arena in buffers of arena_cap elements (the last shorter) */
-  int narenas;
+  cl_mem *arenas; /* the activation arena in arena_count() buffers of arena_cap elements
+                     (the last shorter); NULL until finalize */
   cl_mem pbuf, gbuf, mbuf, bbuf, saved, ws, img_u8[2], labels, loss, correct;
   size_t arena_elems, arena_cap, naive_elems, ws_elems;
   int slot;
@@ -87,6 +87,14 @@ static wrn_mem A(wrn_net *n, size_t off) {
   return M(n->arenas[off / n->arena_cap], off % n->arena_cap);
 }
 static wrn_mem V(wrn_net *n, int t) { return A(n, n->t[t].v_off); }
+/* How many buffers of cap elements the arena takes (at least one). */
+static int arena_count(const wrn_net *n) {
+  return n->arena_elems > n->arena_cap ? (int)((n->arena_elems - 1) / n->arena_cap + 1) : 1;
+}
+/* Whether [off, off + len) crosses the end of one of the arena's buffers of cap elements. */
+static int crosses_cut(size_t off, size_t len, size_t cap) {
+  return len && off / cap != (off + len - 1) / cap;
+}
 static wrn_mem G(wrn_net *n, int t) { return A(n, n->t[t].g_off); }
 static wrn_mem P(wrn_net *n, int p) { return M(n->pbuf, n->params[p].offset); }
 static wrn_mem PG(wrn_net *n, int p) { return M(n->gbuf, n->params[p].offset); }
@@ -122,7 +130,7 @@ wrn_status wrn_net_create(wrn_net **out, wrn_ctx *ctx, int batch, const wrn_net_
 void wrn_net_free(wrn_net *n) {
   if (!n) return;
   if (n->ctx && n->finalized) clFinish(wrn_ctx_queue(n->ctx));
-  for (int i = 0; i < n->narenas; i++)
+  for (int i = 0; n->arenas && i < arena_count(n); i++)
     if (n->ctx) wrn_free_mem(n->ctx, &n->arenas[i]);
   free(n->arenas);
   cl_mem *ms[] = {&n->pbuf, &n->gbuf, &n->mbuf, &n->bbuf, &n->saved, &n->ws,
@@ -473,7 +481,7 @@ static size_t place(block *bl, int nbl, size_t cap) {
           again = 1;
         }
       }
-      if (!again && bl[i].size && off / cap != (off + bl[i].size - 1) / cap) {
+      if (!again && crosses_cut(off, bl[i].size, cap)) {
         off = (off / cap + 1) * cap;
         again = 1;
       }
@@ -694,17 +702,13 @@ wrn_status wrn_net_finalize(wrn_net *n) {
   wrn_status s;
 #define ALLOC(field, bytes, what)                                                           \
   if ((s = wrn_alloc(c, (bytes), (what), &n->field)) != WRN_OK) goto oom
-  n->narenas = (int)((n->arena_elems + n->arena_cap - 1) / n->arena_cap);
-  if (n->narenas < 1) n->narenas = 1;
-  n->arenas = calloc((size_t)n->narenas, sizeof *n->arenas);
-  if (!n->arenas) {
-    n->narenas = 0;
+  const int na = arena_count(n);
+  if (!(n->arenas = calloc((size_t)na, sizeof *n->arenas)))
     return wrn_fail(WRN_STATUS_OUT_OF_MEMORY, "out of host memory");
-  }
-  for (int i = 0; i < n->narenas; i++) {
-    size_t from = (size_t)i * n->arena_cap, left = n->arena_elems - from;
-    size_t elems = n->arena_elems > from ? (left < n->arena_cap ? left : n->arena_cap) : 1;
-    ALLOC(arenas[i], elems * rs, n->narenas > 1 ? "a part of the activation arena" : "the activation arena");
+  for (int i = 0; i < na; i++) {
+    size_t left = n->arena_elems - (size_t)i * n->arena_cap; /* 0 for an empty arena */
+    size_t elems = left > n->arena_cap ? n->arena_cap : left ? left : 1;
+    ALLOC(arenas[i], elems * rs, na > 1 ? "a part of the activation arena" : "the activation arena");
   }
   ALLOC(ws, n->ws_elems * rs, "the convolution workspace");
   ALLOC(pbuf, n->nparams * rs, "the parameters");
@@ -1226,7 +1230,7 @@ void wrn_net_memory(const wrn_net *n, size_t *arena, size_t *naive, size_t *work
   if (params) *params = 3 * n->nparams * rs;
 }
 
-int wrn_net_arena_buffers(const wrn_net *n) { return n ? n->narenas : 0; }
+int wrn_net_arena_buffers(const wrn_net *n) { return n && n->arenas ? arena_count(n) : 0; }
 
 size_t wrn_net_flat_count(const wrn_net *n, int which) {
   return which == 3 ? n->nbufs : n->nparams;
@@ -1256,7 +1260,7 @@ wrn_status wrn_net_check_plan(const wrn_net *n) {
   for (int i = 0; i < nb && s == WRN_OK; i++) {
     if (off[i] + len[i] > n->arena_elems)
       s = wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "buffer %d ends past the arena", i);
-    else if (len[i] && off[i] / n->arena_cap != (off[i] + len[i] - 1) / n->arena_cap)
+    else if (crosses_cut(off[i], len[i], n->arena_cap))
       s = wrn_fail(WRN_STATUS_INVALID_ARGUMENT, "buffer %d [%zu,+%zu) crosses the end of an "
                    "arena buffer of %zu elements", i, off[i], len[i], n->arena_cap);
     for (int j = i + 1; j < nb && s == WRN_OK; j++)
