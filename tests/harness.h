@@ -22,6 +22,12 @@
                                   wrn_last_error());                                        \
   } while (0)
 
+/* Runs a test group; WRN_TEST_FILTER=PATTERN (cmocka's test filter: a name, '*' and '?'
+ * wildcards) runs only the tests whose names it matches. */
+#define WT_RUN_GROUP(name, tests, setup, teardown)                                          \
+  (getenv("WRN_TEST_FILTER") ? cmocka_set_test_filter(getenv("WRN_TEST_FILTER")) : (void)0,  \
+   cmocka_run_group_tests_name(name, tests, setup, teardown))
+
 /* The float and double contexts on the test device (WRN_TEST_DEVICE, default "cpu"), opened
  * once per process. t_ctx64 returns NULL when the device has no fp64 (tests then skip). */
 wrn_ctx *t_ctx32(void);

@@ -328,5 +328,5 @@ int main(void) {
       cmocka_unit_test(test_reflection_known),
       cmocka_unit_test(test_bad_args),
   };
-  return cmocka_run_group_tests_name("augment", tests, NULL, teardown);
+  return WT_RUN_GROUP("augment", tests, NULL, teardown);
 }

@@ -123,5 +123,5 @@ int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_bad_flags),
                                      cmocka_unit_test(test_resnet_step),
                                      cmocka_unit_test(test_json_and_failure_row)};
-  return cmocka_run_group_tests_name("bench", tests, NULL, NULL);
+  return WT_RUN_GROUP("bench", tests, NULL, NULL);
 }

@@ -416,5 +416,5 @@ int main(void) {
       cmocka_unit_test(test_bn_bits),
       cmocka_unit_test(test_bn_bad_args),
   };
-  return cmocka_run_group_tests_name("bn", tests, NULL, teardown);
+  return WT_RUN_GROUP("bn", tests, NULL, teardown);
 }

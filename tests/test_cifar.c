@@ -590,5 +590,5 @@ int main(void) {
       cmocka_unit_test(test_loader_errors),  cmocka_unit_test(test_shuffle_uniform),
       cmocka_unit_test(test_loader_sample),
   };
-  return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
+  return WT_RUN_GROUP("cifar", tests, setup_tmp, teardown_tmp);
 }

@@ -719,5 +719,5 @@ int main(void) {
       cmocka_unit_test(test_strict_flags),
       cmocka_unit_test(test_checkpoint_contents), cmocka_unit_test(test_resume_metadata),
       cmocka_unit_test(test_run_folder_states), cmocka_unit_test(test_log_repair)};
-  return cmocka_run_group_tests_name("cli", tests, setup, teardown);
+  return WT_RUN_GROUP("cli", tests, setup, teardown);
 }

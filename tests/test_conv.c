@@ -580,5 +580,5 @@ int main(void) {
       cmocka_unit_test(test_chunks),  cmocka_unit_test(test_tuner),
       cmocka_unit_test(test_bad_args), cmocka_unit_test(test_profile),
   };
-  return cmocka_run_group_tests_name("conv", tests, NULL, teardown);
+  return WT_RUN_GROUP("conv", tests, NULL, teardown);
 }

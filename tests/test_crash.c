@@ -465,5 +465,5 @@ int main(void) {
                                      cmocka_unit_test(test_kill_points),
                                      cmocka_unit_test(test_signals_and_timed_kills),
                                      cmocka_unit_test(test_disk_full)};
-  return cmocka_run_group_tests_name("crash", tests, setup, teardown);
+  return WT_RUN_GROUP("crash", tests, setup, teardown);
 }

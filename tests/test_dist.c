@@ -471,6 +471,5 @@ int main(void) {
       cmocka_unit_test(test_no_bn_even),        cmocka_unit_test(test_no_bn_uneven),
       cmocka_unit_test(test_bn_ghost),          cmocka_unit_test(test_bn_running_stats_rule),
       cmocka_unit_test(test_bad_options),       cmocka_unit_test(test_resume_two_devices)};
-  if (getenv("WRN_TEST_FILTER")) cmocka_set_test_filter(getenv("WRN_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return WT_RUN_GROUP("dist", tests, setup, teardown);
 }

@@ -300,5 +300,5 @@ int main(void) {
       cmocka_unit_test(test_dropout_p0),       cmocka_unit_test(test_dropout_offset),
       cmocka_unit_test(test_dropout_numeric),  cmocka_unit_test(test_dropout_bad_args),
   };
-  return cmocka_run_group_tests_name("dropout", tests, NULL, teardown);
+  return WT_RUN_GROUP("dropout", tests, NULL, teardown);
 }

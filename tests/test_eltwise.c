@@ -110,5 +110,5 @@ int main(void) {
       cmocka_unit_test(test_add_axpy),
       cmocka_unit_test(test_bad_args),
   };
-  return cmocka_run_group_tests_name("eltwise", tests, NULL, teardown);
+  return WT_RUN_GROUP("eltwise", tests, NULL, teardown);
 }

@@ -61,5 +61,5 @@ static void test_example_trains(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_example_trains)};
-  return cmocka_run_group_tests_name("example", tests, NULL, NULL);
+  return WT_RUN_GROUP("example", tests, NULL, NULL);
 }

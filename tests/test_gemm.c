@@ -342,6 +342,5 @@ int main(void) {
       cmocka_unit_test(test_profile),       cmocka_unit_test(test_bad_args),
       cmocka_unit_test(test_clblast_threads),
   };
-  if (getenv("WRN_TEST_FILTER")) cmocka_set_test_filter(getenv("WRN_TEST_FILTER"));
-  return cmocka_run_group_tests_name("gemm", tests, NULL, teardown);
+  return WT_RUN_GROUP("gemm", tests, NULL, teardown);
 }

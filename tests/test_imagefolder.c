@@ -380,7 +380,7 @@ int main(void) {
       cmocka_unit_test(test_layout), cmocka_unit_test(test_eval_pipeline),
       cmocka_unit_test(test_train_boxes), cmocka_unit_test(test_colour_conversions),
       cmocka_unit_test(test_decoder_after_bad_header), cmocka_unit_test(test_batches)};
-  return cmocka_run_group_tests_name("imagefolder", tests, setup, teardown);
+  return WT_RUN_GROUP("imagefolder", tests, setup, teardown);
 }
 
 #endif

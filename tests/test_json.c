@@ -158,5 +158,5 @@ int main(void) {
                                      cmocka_unit_test(test_numbers_round_trip),
                                      cmocka_unit_test(test_refusals),
                                      cmocka_unit_test(test_log_trim)};
-  return cmocka_run_group_tests_name("json", tests, NULL, NULL);
+  return WT_RUN_GROUP("json", tests, NULL, NULL);
 }

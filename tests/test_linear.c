@@ -282,5 +282,5 @@ int main(void) {
       cmocka_unit_test(test_bad_args),
       cmocka_unit_test(test_profile),
   };
-  return cmocka_run_group_tests_name("linear", tests, NULL, teardown);
+  return WT_RUN_GROUP("linear", tests, NULL, teardown);
 }

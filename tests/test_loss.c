@@ -362,5 +362,5 @@ int main(void) {
       cmocka_unit_test(test_bad_args),       cmocka_unit_test(test_smooth_vs_ref),
       cmocka_unit_test(test_smooth_zero_same_bits), cmocka_unit_test(test_smooth_grad_numeric),
   };
-  return cmocka_run_group_tests_name("loss", tests, NULL, teardown);
+  return WT_RUN_GROUP("loss", tests, NULL, teardown);
 }

@@ -278,5 +278,5 @@ int main(void) {
       cmocka_unit_test(test_names_and_structure), cmocka_unit_test(test_plan),
       cmocka_unit_test(test_resnet_counts), cmocka_unit_test(test_resnet_names),
       cmocka_unit_test(test_bad_specs)};
-  return cmocka_run_group_tests_name("models", tests, NULL, NULL);
+  return WT_RUN_GROUP("models", tests, NULL, NULL);
 }

@@ -344,6 +344,5 @@ int main(void) {
       cmocka_unit_test(test_gradcheck_postact), cmocka_unit_test(test_gradcheck_preact),
       cmocka_unit_test(test_builder_pool_errors),
       cmocka_unit_test(test_overfit), cmocka_unit_test(test_arena_buffers)};
-  if (getenv("WRN_TEST_FILTER")) cmocka_set_test_filter(getenv("WRN_TEST_FILTER"));
-  return cmocka_run_group_tests_name("net", tests, NULL, teardown);
+  return WT_RUN_GROUP("net", tests, NULL, teardown);
 }

@@ -228,5 +228,5 @@ int main(void) {
       cmocka_unit_test(test_pool_numeric),
       cmocka_unit_test(test_pool_bad_args),
   };
-  return cmocka_run_group_tests_name("pool", tests, NULL, teardown);
+  return WT_RUN_GROUP("pool", tests, NULL, teardown);
 }

@@ -161,5 +161,5 @@ int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_device_select),
                                      cmocka_unit_test(test_cache),
                                      cmocka_unit_test(test_cl_dir_and_build_log)};
-  return cmocka_run_group_tests_name("program", tests, NULL, NULL);
+  return WT_RUN_GROUP("program", tests, NULL, NULL);
 }

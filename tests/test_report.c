@@ -244,5 +244,5 @@ int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_version),
                                      cmocka_unit_test(test_plot_and_compare),
                                      cmocka_unit_test(test_report_merge)};
-  return cmocka_run_group_tests_name("report", tests, setup, teardown);
+  return WT_RUN_GROUP("report", tests, setup, teardown);
 }

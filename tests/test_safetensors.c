@@ -600,5 +600,5 @@ int main(void) {
       cmocka_unit_test(test_writer_args),    cmocka_unit_test(test_atomic),
       cmocka_unit_test(test_reader_rejects), cmocka_unit_test(test_reader_accepts),
   };
-  return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
+  return WT_RUN_GROUP("safetensors", tests, setup_tmp, teardown_tmp);
 }

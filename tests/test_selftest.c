@@ -100,5 +100,5 @@ int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_all_pass),
                                      cmocka_unit_test(test_failure_detected),
                                      cmocka_unit_test(test_bad_flags)};
-  return cmocka_run_group_tests_name("selftest", tests, setup, NULL);
+  return WT_RUN_GROUP("selftest", tests, setup, NULL);
 }

@@ -157,5 +157,5 @@ int main(void) {
       cmocka_unit_test(test_hand_values),
       cmocka_unit_test(test_bad_args),
   };
-  return cmocka_run_group_tests_name("sgd", tests, NULL, teardown);
+  return WT_RUN_GROUP("sgd", tests, NULL, teardown);
 }

@@ -408,7 +408,7 @@ int main(void) {
       cmocka_unit_test(test_read_v73), cmocka_unit_test(test_broken_files),
       cmocka_unit_test(test_broken_folders), cmocka_unit_test(test_damaged_tags),
       cmocka_unit_test(test_train_recipe)};
-  return cmocka_run_group_tests_name("svhn", tests, setup_tmp, teardown_tmp);
+  return WT_RUN_GROUP("svhn", tests, setup_tmp, teardown_tmp);
 }
 
 #endif

@@ -680,6 +680,5 @@ int main(void) {
       cmocka_unit_test(test_checkpoint_roundtrip), cmocka_unit_test(test_open_errors),
       cmocka_unit_test(test_run_stop_resume), cmocka_unit_test(test_conv_choices_replayed),
       cmocka_unit_test(test_schedule_cosine_warmup), cmocka_unit_test(test_regularisers_resume)};
-  if (getenv("WRN_TEST_FILTER")) cmocka_set_test_filter(getenv("WRN_TEST_FILTER"));
-  return cmocka_run_group_tests_name("train", tests, setup, teardown);
+  return WT_RUN_GROUP("train", tests, setup, teardown);
 }

@@ -46,5 +46,5 @@ int main(void) {
     return WRN_TEST_SKIP;
   }
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_learns_cifar10)};
-  return cmocka_run_group_tests_name("train_cifar", tests, NULL, NULL);
+  return WT_RUN_GROUP("train_cifar", tests, NULL, NULL);
 }
