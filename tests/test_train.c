@@ -375,6 +375,16 @@ static void sample_options(wrn_train_options *o, const char *run, int epochs) {
   o->epochs = epochs;
 }
 
+/* The options wrn eval gives the trainer for checkpoint ckpt: the sample data, no run folder,
+ * conv_algo as given (NULL: unset), then the checkpoint's model and convolution choices. */
+static void eval_options(wrn_train_options *e, const char *ckpt, const char *conv_algo) {
+  sample_options(e, "unused", 1);
+  e->out[0] = '\0';
+  if (conv_algo) WT_OK(wrn_train_option_set(e, "--conv-algo", conv_algo));
+  WT_OK(wrn_train_option_set(e, "--init", ckpt));
+  WT_OK(wrn_train_options_load(e, ckpt, 1));
+}
+
 static wrn_status run_once(const wrn_train_options *o, wrn_train_mode mode, watch *w) {
   wrn_train_hooks h = {build, on_event, w, &w->stop};
   wrn_trainer *t;
@@ -501,11 +511,8 @@ static void test_run_stop_resume(void **state) {
 
   /* Evaluating the last checkpoint gives what the run measured after its last epoch. */
   wrn_train_options e;
-  sample_options(&e, "unused", 1);
-  e.out[0] = '\0';
   snprintf(last, sizeof last, "%s/full/last.safetensors", tmp);
-  WT_OK(wrn_train_option_set(&e, "--init", last));
-  WT_OK(wrn_train_options_load(&e, last, 1));
+  eval_options(&e, last, NULL);
   wrn_train_hooks eh = {build, NULL, NULL, NULL};
   WT_OK(wrn_trainer_open(&t, &e, &eh, WRN_TRAIN_EVAL));
   double loss, acc;
@@ -611,11 +618,7 @@ static void test_conv_choices_replayed(void **state) {
    * the tuner (forced to im2col) instead. */
   for (int ask = 0; ask < 2; ask++) {
     wrn_train_options e;
-    sample_options(&e, "unused", 1);
-    e.out[0] = '\0';
-    if (ask) WT_OK(wrn_train_option_set(&e, "--conv-algo", "auto"));
-    WT_OK(wrn_train_option_set(&e, "--init", last));
-    WT_OK(wrn_train_options_load(&e, last, 1));
+    eval_options(&e, last, ask ? "auto" : NULL);
     assert_string_equal(e.conv_algo, ask ? "auto" : copy);
     setenv("WRN_CONV_ALGO", "im2col", 1);
     wrn_train_hooks eh = {build, NULL, NULL, NULL};
